@@ -1,0 +1,5 @@
+"""``python -m sheetreg``."""
+
+from sheetreg.cli import main
+
+main()

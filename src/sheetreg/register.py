@@ -1,0 +1,143 @@
+"""The register in memory: one table per sheet, every cell's Excel position kept.
+
+Pure data, no file handles. `workbook.py` builds it; the rules read it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sheetreg import values
+from sheetreg.schema import Column, Sheet
+
+
+def column_letter(index: int) -> str:
+    """Excel's column letter for a 0-based column index (0 -> A, 26 -> AA)."""
+    letters = ""
+    n = index + 1
+    while n:
+        n, rem = divmod(n - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def column_index(letters: str) -> int:
+    """The 0-based index of an Excel column letter (A -> 0)."""
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + ord(ch) - 64
+    return n - 1
+
+
+@dataclass
+class Table:
+    """One sheet of the register: its header, its data rows and where they sit in Excel."""
+
+    spec: Sheet
+    name: str  # the tab's name in this workbook
+    header_row: int  # Excel row number of the header (1 when the sheet starts at A1)
+    first_col: int  # 0-based column index of the table's first column
+    header: list[Any]
+    columns: dict[str, int]  # schema key -> 0-based index into each row
+    rows: list[list[Any]]  # raw values as read; rows[i] is Excel row header_row + 1 + i
+    unknown_columns: list[tuple[int, str]] = field(default_factory=list)
+
+    def has(self, key: str) -> bool:
+        """True when the sheet has the column with schema key ``key``."""
+        return key in self.columns
+
+    def letter(self, key: str) -> str:
+        """The Excel column letter of a schema column."""
+        return column_letter(self.first_col + self.columns[key])
+
+    def letter_at(self, index: int) -> str:
+        """The Excel column letter of a 0-based index into the rows."""
+        return column_letter(self.first_col + index)
+
+    def excel_row(self, i: int) -> int:
+        """The Excel row number of data row ``i``."""
+        return self.header_row + 1 + i
+
+    def ref(self, i: int, key: str) -> str:
+        """The cell reference (``E14``) of data row ``i``'s column ``key``."""
+        return f"{self.letter(key)}{self.excel_row(i)}"
+
+    def get(self, i: int, key: str) -> Any:
+        """The raw value of data row ``i``'s column ``key`` ("" when the column is absent)."""
+        idx = self.columns.get(key)
+        if idx is None:
+            return ""
+        row = self.rows[i]
+        return row[idx] if idx < len(row) else ""
+
+    def column_values(self, key: str) -> list[Any]:
+        """Every data row's raw value in column ``key``."""
+        idx = self.columns.get(key)
+        if idx is None:
+            return [""] * len(self.rows)
+        return [row[idx] if idx < len(row) else "" for row in self.rows]
+
+    def text(self, i: int, key: str) -> str | None:
+        """Data row ``i``'s column ``key`` as text, None when empty."""
+        return values.as_text(self.get(i, key))
+
+    def date(self, i: int, key: str) -> dt.date | None:
+        """Data row ``i``'s column ``key`` as a date; None when empty or unreadable."""
+        try:
+            return values.as_date(self.get(i, key))
+        except ValueError:
+            return None
+
+    def yes(self, i: int, key: str) -> bool:
+        """True when data row ``i``'s column ``key`` says Kyllä/Yes."""
+        return values.as_yes(self.get(i, key))
+
+    def nonempty_rows(self) -> Iterator[int]:
+        """Indices of data rows with anything in them (blank rows are skipped)."""
+        for i, row in enumerate(self.rows):
+            if any(not values.is_empty(v) for v in row):
+                yield i
+
+    def column_spec(self, key: str) -> Column:
+        """The schema column for ``key``."""
+        return self.spec.column(key)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the file was when it was read; a write refuses if the file is no longer this."""
+
+    path: Path
+    sha256: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class Register:
+    """The whole workbook as the rules see it."""
+
+    snapshot: Snapshot
+    sheet_names: list[str]
+    tables: dict[str, Table]  # schema sheet key -> table
+    settings: dict[str, str]  # setting key -> value text
+    settings_rows: dict[str, int]  # setting key -> Excel row number on the Settings sheet
+    lang: str
+    formula_cells: dict[str, list[str]] = field(default_factory=dict)  # sheet name -> refs
+    merged_ranges: dict[str, list[str]] = field(default_factory=dict)  # sheet name -> ranges
+    # Sheets that are not record tables (Settings, Instructions, the user's own sheets):
+    # sheet name -> ((first row, first column), grid), kept for workbook-wide scans.
+    other_sheets: dict[str, tuple[tuple[int, int], list[list[Any]]]] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """The workbook's path."""
+        return self.snapshot.path
+
+    def table(self, key: str) -> Table | None:
+        """The table for schema sheet ``key``, or None when the workbook lacks it."""
+        return self.tables.get(key)

@@ -1,0 +1,511 @@
+"""The only module that opens and writes the user's workbook.
+
+Reading: the bytes are read once, hashed (so a later write can refuse if the file changed),
+recognised (xlsx, legacy xls, encrypted, CSV, damaged zip…) and handed to python-calamine.
+Writing: a plan of cell edits goes through the lossless package patcher (`xlsxpatch`) and
+then these guards, in order: lock files of Excel and LibreOffice, changed-since-read, the
+fidelity check, a temporary file in the same folder, a reopen check with an independent reader
+(python-calamine), a backup of the previous version, and an atomic replace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sheetreg import values
+from sheetreg.errors import FidelityError, UnusableWorkbook, WriteRefused
+from sheetreg.register import Register, Snapshot, Table, column_index, column_letter
+from sheetreg.schema import DATA_SHEETS, SETTINGS, Sheet, match_column, match_setting, match_sheet
+
+if TYPE_CHECKING:
+    from sheetreg.xlsxpatch import CellEdit, CellValue
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_CELL_START = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=\"([A-Z]+)(\d+)\"")
+TEMP_MARK = ".sheetreg-"
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _load_bytes(path: Path) -> bytes:
+    name = path.name
+    if not path.exists():
+        raise UnusableWorkbook(f"{path}: file not found / tiedostoa ei löydy.")
+    if path.is_dir():
+        raise UnusableWorkbook(f"{path}: is a folder, not a workbook / on kansio, ei työkirja.")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnusableWorkbook(
+            f"{path}: cannot be read ({exc.strerror}) / tiedostoa ei voi lukea."
+        ) from None
+    if not data:
+        raise UnusableWorkbook(f"{path}: the file is empty / tiedosto on tyhjä.")
+    if data.startswith(_OLE_MAGIC):
+        if _ENCRYPTION_INFO in data:
+            raise UnusableWorkbook(
+                f"{path}: the workbook is password-protected (encrypted); sheetreg cannot read "
+                "it yet. Remove the password in Excel or wait for keyring support. / "
+                "Työkirja on salasanasuojattu."
+            )
+        raise UnusableWorkbook(
+            f"{path}: this is an old Excel 97-2003 workbook (.xls). Save it as .xlsx in Excel "
+            "(File > Save As). / Vanha .xls-työkirja: tallenna se .xlsx-muodossa."
+        )
+    if not data.startswith(b"PK\x03\x04"):
+        head = data[:2048]
+        looks_text = all(b >= 9 for b in head[:512]) and (b"," in head or b";" in head)
+        what = "a text/CSV file" if looks_text else "not an Excel workbook"
+        raise UnusableWorkbook(
+            f"{name}: {what} (despite its name). Open it in Excel and save it as an Excel "
+            "workbook (.xlsx). / Tiedosto ei ole Excel-työkirja."
+        )
+    return data
+
+
+def _open_zip(path: Path, data: bytes) -> zipfile.ZipFile:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, EOFError, ValueError):
+        raise UnusableWorkbook(
+            f"{path.name}: the file is damaged (an incomplete or corrupt .xlsx). Restore it "
+            "from a backup. / Tiedosto on vioittunut."
+        ) from None
+    names = set(zf.namelist())
+    if "xl/workbook.bin" in names:
+        raise UnusableWorkbook(
+            f"{path.name}: a binary workbook (.xlsb) is not supported; save it as .xlsx."
+        )
+    if "[Content_Types].xml" not in names or "xl/workbook.xml" not in names:
+        raise UnusableWorkbook(
+            f"{path.name}: a zip file, but not an Excel workbook. / Ei Excel-työkirja."
+        )
+    return zf
+
+
+def _formula_refs(xml: bytes) -> list[tuple[int, int]]:
+    """(0-based column, Excel row) of every cell holding a formula.
+
+    ``<f>`` is the first child of ``<c>``, so the tag just before it is the cell's own.
+    """
+    found: list[tuple[int, int]] = []
+    for m in _FORMULA.finditer(xml):
+        cell = _CELL_START.match(xml, xml.rfind(b"<", 0, m.start()))
+        if cell is not None:
+            found.append((column_index(cell[1].decode()), int(cell[2])))
+    return found
+
+
+def _table_from_grid(
+    spec: Sheet, name: str, grid: list[list[Any]], start: tuple[int, int]
+) -> Table:
+    header_row = start[0] + 1
+    first_col = start[1]
+    header = grid[0] if grid else []
+    columns: dict[str, int] = {}
+    unknown: list[tuple[int, str]] = []
+    for idx, raw in enumerate(header):
+        text = values.as_text(raw)
+        if text is None:
+            continue
+        col = match_column(spec, text)
+        if col is None:
+            unknown.append((idx, text))
+        elif col.key not in columns:
+            columns[col.key] = idx
+        else:
+            unknown.append((idx, text))  # a duplicate header; validate reports it
+    return Table(spec, name, header_row, first_col, header, columns, grid[1:], unknown)
+
+
+def read_register(path: Path | str) -> Register:
+    """Read a workbook into a :class:`Register`, or raise :class:`UnusableWorkbook`."""
+    import python_calamine as pc
+
+    path = Path(path)
+    data = _load_bytes(path)
+    stat = path.stat()
+    zf = _open_zip(path, data)
+    try:
+        wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        names = list(wb.sheet_names)
+    except Exception:  # calamine raises several error types for broken packages
+        raise UnusableWorkbook(
+            f"{path.name}: the workbook cannot be read (damaged or not a spreadsheet). / "
+            "Työkirjaa ei voi lukea."
+        ) from None
+    from sheetreg.xlsxpatch import sheet_parts
+
+    try:
+        parts = sheet_parts(data)
+    except Exception:
+        parts = {}
+    tables: dict[str, Table] = {}
+    formula_cells: dict[str, list[str]] = {}
+    merged: dict[str, list[str]] = {}
+    other: dict[str, tuple[tuple[int, int], list[list[Any]]]] = {}
+    for name in names:
+        spec = match_sheet(name)
+        try:
+            sheet = wb.get_sheet_by_name(name)
+            grid = sheet.to_python()
+            start = sheet.start or (0, 0)
+            ranges = (sheet.merged_cell_ranges or []) if spec in DATA_SHEETS else []
+        except Exception:
+            raise UnusableWorkbook(
+                f"{path.name}, sheet {name}: the sheet cannot be read (damaged). / "
+                "Välilehteä ei voi lukea."
+            ) from None
+        if spec is None or spec.key in tables or not spec.columns:
+            other[name] = (start, grid)
+            continue
+        table = _table_from_grid(spec, name, grid, start)
+        tables[spec.key] = table
+        if ranges:
+            merged[name] = [
+                f"{column_letter(a[1])}{a[0] + 1}:{column_letter(b[1])}{b[0] + 1}"
+                for a, b in ranges
+            ]
+        part = parts.get(name)
+        if spec in DATA_SHEETS and part is not None:
+            xml = zf.read(part)
+            if _FORMULA.search(xml):
+                known = {table.first_col + i for i in table.columns.values()}
+                refs = [
+                    f"{column_letter(c)}{r}"
+                    for c, r in _formula_refs(xml)
+                    if c in known and r > table.header_row
+                ]
+                if refs:
+                    formula_cells[name] = refs
+    settings_table = tables.pop(SETTINGS.key, None)
+    if settings_table is not None:
+        other[settings_table.name] = (
+            (settings_table.header_row - 1, settings_table.first_col),
+            [settings_table.header, *settings_table.rows],
+        )
+    settings, settings_rows = _read_settings(settings_table)
+    if not any(t.spec in DATA_SHEETS for t in tables.values()):
+        raise UnusableWorkbook(
+            f"{path.name}: none of the register's sheets (Asiakkaat/Clients, Laskut/Invoices, "
+            "Pyynnöt/Requests, Luovutukset/Disclosures) is in this workbook. / "
+            "Työkirjassa ei ole rekisterin välilehtiä."
+        )
+    lang = _language(settings, tables)
+    snapshot = Snapshot(path, hashlib.sha256(data).hexdigest(), stat.st_size, stat.st_mtime_ns)
+    return Register(
+        snapshot, names, tables, settings, settings_rows, lang, formula_cells, merged, other
+    )
+
+
+def _read_settings(table: Table | None) -> tuple[dict[str, str], dict[str, int]]:
+    settings: dict[str, str] = {}
+    rows: dict[str, int] = {}
+    if table is None:
+        return settings, rows
+    # The header is row 1 (Asetus / Arvo); every later row is "label | value".
+    for i, row in enumerate(table.rows):
+        if len(row) < 2:
+            continue
+        label = values.as_text(row[0])
+        setting = match_setting(label) if label else None
+        if setting is None:
+            continue
+        value = values.as_text(row[1])
+        if value is not None:
+            settings[setting.key] = value
+        rows[setting.key] = table.excel_row(i)
+    return settings, rows
+
+
+def _language(settings: Mapping[str, str], tables: Mapping[str, Table]) -> str:
+    lang = settings.get("language", "").strip().casefold()
+    if lang in {"fi", "suomi", "finnish"}:
+        return "fi"
+    if lang in {"en", "englanti", "english"}:
+        return "en"
+    clients = tables.get("clients")
+    if clients is not None and clients.name.strip().casefold() == "clients":
+        return "en"
+    return "fi"
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+@dataclass
+class WriteResult:
+    """What a safe write did."""
+
+    path: Path
+    written: bool
+    edits: int = 0
+    backup: Path | None = None
+    sha256_before: str = ""
+    sha256_after: str = ""
+    removed_strings: int = 0
+    residues: list[Any] = field(default_factory=list)
+
+
+def lock_files(path: Path) -> list[Path]:
+    """The lock files Excel and LibreOffice keep beside a workbook they have open."""
+    name = path.name
+    candidates = [path.with_name("~$" + name), path.with_name(f".~lock.{name}#")]
+    if len(name) > 2:
+        # Excel shortens long names: "~$" replaces the first two characters.
+        candidates.append(path.with_name("~$" + name[2:]))
+    return [p for p in candidates if p.exists()]
+
+
+def ensure_not_open(path: Path) -> None:
+    """Refuse when Excel or LibreOffice has the workbook open."""
+    found = lock_files(path)
+    if found:
+        raise WriteRefused(
+            f"{path.name} is open in Excel or LibreOffice (lock file {found[0].name}). "
+            "Close it and run sheetreg again; nothing was written. / Työkirja on auki "
+            "Excelissä tai LibreOfficessa: sulje se ja aja sheetreg uudelleen."
+        )
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def default_backup_dir(path: Path) -> Path:
+    """Where backups go unless configured: ``backups/`` beside the workbook."""
+    return path.parent / "backups"
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_new_file(folder: Path, prefix: str, suffix: str, data: bytes) -> Path:
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(name).unlink()
+        raise
+    return Path(name)
+
+
+def _temp_prefix(path: Path) -> str:
+    # A leading dot and a .tmp suffix: never mistaken for the register, hidden in Finder.
+    return f".{path.name}{TEMP_MARK}{os.getpid()}-"
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove temporary files left by a write that was killed (their process is gone)."""
+    removed: list[Path] = []
+    pattern = re.compile(re.escape(f".{path.name}{TEMP_MARK}") + r"(\d+)-.*\.tmp")
+    for candidate in path.parent.glob(f".{glob_escape(path.name)}{TEMP_MARK}*.tmp"):
+        m = pattern.fullmatch(candidate.name)
+        if m is None or _process_alive(int(m[1])):
+            continue
+        with contextlib.suppress(OSError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """Escape glob metacharacters in a file name."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return True  # cannot tell cheaply; leave the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def backup_name(path: Path, when: dt.datetime) -> str:
+    """The backup file name for a workbook at a moment: sortable by time."""
+    return f"{path.stem}.{when:%Y%m%d-%H%M%S-%f}{path.suffix}"
+
+
+def list_backups(path: Path, backup_dir: Path) -> list[Path]:
+    """This workbook's backups, oldest first."""
+    pattern = re.compile(re.escape(path.stem) + r"\.\d{8}-\d{6}-\d{6}" + re.escape(path.suffix))
+    if not backup_dir.is_dir():
+        return []
+    return sorted(p for p in backup_dir.iterdir() if pattern.fullmatch(p.name))
+
+
+def _reopen_check(tmp: Path, edits: Sequence[CellEdit]) -> None:
+    """Read the written file back with python-calamine and compare every edited cell."""
+    import python_calamine as pc
+
+    try:
+        wb = pc.CalamineWorkbook.from_path(str(tmp))
+        by_sheet: dict[str, list[CellEdit]] = {}
+        for edit in edits:
+            by_sheet.setdefault(edit.sheet, []).append(edit)
+        for name, sheet_edits in by_sheet.items():
+            sheet = wb.get_sheet_by_name(name)
+            grid = sheet.to_python()
+            r0, c0 = sheet.start or (0, 0)
+            for edit in sheet_edits:
+                m = re.fullmatch(r"([A-Za-z]+)(\d+)", edit.cell)
+                assert m is not None
+                r, c = int(m[2]) - 1 - r0, column_index(m[1]) - c0
+                got = grid[r][c] if 0 <= r < len(grid) and 0 <= c < len(grid[r]) else ""
+                if not _same_value(got, edit.value):
+                    raise FidelityError(
+                        f"reopen check: {name}!{edit.cell.upper()} does not read back as "
+                        "written; the original was left in place."
+                    )
+    except FidelityError:
+        raise
+    except Exception:
+        raise FidelityError(
+            "reopen check: the written workbook could not be read back; the original was left "
+            "in place."
+        ) from None
+
+
+def _same_value(got: Any, want: CellValue) -> bool:
+    if want is None:
+        return got in ("", None)
+    if isinstance(want, bool):
+        return got is want or got == want
+    if isinstance(want, dt.datetime | dt.date):
+        want_date = want.date() if isinstance(want, dt.datetime) else want
+        if isinstance(got, dt.datetime):
+            return got.date() == want_date if not isinstance(want, dt.datetime) else got == want
+        if isinstance(got, dt.date):
+            return got == want_date
+        if isinstance(got, int | float):
+            return values.as_date(got) == want_date
+        return False
+    if isinstance(want, int | float):
+        return isinstance(got, int | float) and not isinstance(got, bool) and got == want
+    return got == want
+
+
+def write_cells(
+    path: Path | str,
+    edits: Mapping[str, CellValue] | Sequence[CellEdit],
+    *,
+    expected: Snapshot | None = None,
+    backup_dir: Path | None = None,
+    keep_backups: int = 10,
+) -> WriteResult:
+    """Apply cell edits to a workbook safely; refuse (WriteRefused) rather than risk it.
+
+    ``edits`` is either a mapping like ``{"Sheet1!B2": "text", "Sheet1!C2": 3.5,
+    "Sheet1!D2": None}`` or a sequence of :class:`CellEdit`. ``expected`` is the snapshot
+    taken when the workbook was read; the write is refused if the file changed since.
+    """
+    from sheetreg.xlsxpatch import patch_workbook, verify_patch
+
+    path = Path(path)
+    plan = _as_edits(edits)
+    ensure_not_open(path)
+    data = _load_bytes(path)
+    before = _sha256(data)
+    if expected is not None and before != expected.sha256:
+        raise WriteRefused(
+            f"{path.name} changed after sheetreg read it (someone saved it meanwhile). "
+            "Nothing was written; run sheetreg again. / Työkirja muuttui lukemisen jälkeen; "
+            "mitään ei kirjoitettu."
+        )
+    if not plan:
+        return WriteResult(path, written=False, sha256_before=before, sha256_after=before)
+    _open_zip(path, data)
+    remove_stale_temps(path)
+    result = patch_workbook(data, plan)
+    verify_patch(data, result, plan)
+    folder = path.parent
+    tmp = _write_new_file(folder, _temp_prefix(path), ".tmp", result.data)
+    try:
+        _reopen_check(tmp, plan)
+        # Last look before the switch: still closed, still the file we patched.
+        ensure_not_open(path)
+        if _sha256(path.read_bytes()) != before:
+            raise WriteRefused(
+                f"{path.name} changed while sheetreg was writing; nothing was written."
+            )
+        backups = backup_dir or default_backup_dir(path)
+        backup = _make_backup(path, data, backups)
+        tmp.replace(path)
+        _fsync_dir(folder)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _rotate_backups(path, backups, keep_backups)
+    return WriteResult(
+        path,
+        written=True,
+        edits=len(plan),
+        backup=backup,
+        sha256_before=before,
+        sha256_after=_sha256(result.data),
+        removed_strings=result.removed_strings,
+        residues=list(result.residues),
+    )
+
+
+def _as_edits(edits: Mapping[str, CellValue] | Sequence[CellEdit]) -> list[CellEdit]:
+    from sheetreg.xlsxpatch import CellEdit
+
+    if isinstance(edits, Mapping):
+        out = []
+        for ref, value in edits.items():
+            sheet, sep, cell = ref.rpartition("!")
+            if not sep or not sheet or not re.fullmatch(r"\$?[A-Za-z]{1,3}\$?\d+", cell):
+                raise WriteRefused(f"{ref!r} is not a cell reference like 'Sheet1!B2'.")
+            out.append(CellEdit(sheet.strip("'"), cell.replace("$", "").upper(), value))
+        return out
+    return list(edits)
+
+
+def _make_backup(path: Path, data: bytes, backup_dir: Path) -> Path:
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    target = backup_dir / backup_name(path, dt.datetime.now())
+    # Written under a temporary name first, so a half-written backup never looks complete.
+    tmp = _write_new_file(backup_dir, f".{path.name}{TEMP_MARK}{os.getpid()}-", ".tmp", data)
+    tmp.replace(target)
+    return target
+
+
+def _rotate_backups(path: Path, backup_dir: Path, keep: int) -> None:
+    backups = list_backups(path, backup_dir)
+    for old in backups[: max(0, len(backups) - max(keep, 1))]:
+        with contextlib.suppress(OSError):
+            old.unlink()

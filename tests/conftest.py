@@ -1,0 +1,112 @@
+"""Shared fixtures: small real registers written with openpyxl, synthetic data only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from sheetreg.schema import CLIENTS, DISCLOSURES, INVOICES, REQUESTS, Sheet
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "excel"
+if not CORPUS.is_dir():  # CI clones main beside shared/; a developer's tree is /work/main
+    CORPUS = Path("/work/shared/corpus/excel")
+
+TODAY = dt.date(2026, 11, 25)
+
+CLIENT_HEADERS = [c.key for c in CLIENTS.columns]
+
+GOOD_CLIENT: dict[str, Any] = {
+    "client_id": "A1001",
+    "first_name": "Aino",
+    "last_name": "Virtanen",
+    "phone": "040 123 4567",
+    "email": "aino.virtanen@example.fi",
+    "street": "Hämeenkatu 1 A 2",
+    "postal_code": "33100",
+    "city": "Tampere",
+    "billing_method": "Sähköposti",
+    "start": dt.date(2024, 3, 1),
+    "end": None,
+    "survey_consent": "Kyllä",
+    "marketing_objection": "Ei",
+}
+
+
+def client(**changes: Any) -> dict[str, Any]:
+    """A valid client row, with ``changes`` applied."""
+    row = dict(GOOD_CLIENT)
+    row.update(changes)
+    return row
+
+
+def build_register(
+    path: Path,
+    *,
+    clients: Sequence[dict[str, Any]] = (),
+    invoices: Sequence[dict[str, Any]] = (),
+    requests: Sequence[dict[str, Any]] = (),
+    disclosures: Sequence[dict[str, Any]] = (),
+    lang: str = "fi",
+    sheets: Sequence[Sheet] = (CLIENTS, INVOICES, REQUESTS, DISCLOSURES),
+    extra_headers: dict[str, list[str]] | None = None,
+) -> Path:
+    """Write a small register with every schema column, rows given as ``{key: value}``."""
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    data = {"clients": clients, "invoices": invoices, "requests": requests}
+    data["disclosures"] = disclosures
+    for spec in sheets:
+        ws = wb.create_sheet(spec.label(lang))
+        keys = [c.key for c in spec.columns]
+        extras = (extra_headers or {}).get(spec.key, [])
+        ws.append([spec.column(k).label(lang) for k in keys] + extras)
+        for row in data.get(spec.key, ()):
+            ws.append([row.get(k) for k in keys] + [row.get(e) for e in extras])
+    wb.save(path)
+    return path
+
+
+@pytest.fixture
+def register_path(tmp_path: Path) -> Callable[..., Path]:
+    """A factory: ``register_path(clients=[...], ...)`` writes a register and returns its path."""
+
+    def make(name: str = "rekisteri.xlsx", **kwargs: Any) -> Path:
+        return build_register(tmp_path / name, **kwargs)
+
+    return make
+
+
+def soffice_convert(src: Path, fmt: str, outdir: Path) -> Path:
+    """Convert ``src`` with a real headless LibreOffice; returns the converted file."""
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        pytest.fail("LibreOffice (soffice) is not installed; .ci/run installs it")
+    profile = outdir / "lo-profile"
+    outdir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [
+            soffice,
+            f"-env:UserInstallation={profile.as_uri()}",
+            "--headless",
+            "--convert-to",
+            fmt,
+            "--outdir",
+            str(outdir),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    ext = fmt.split(":", maxsplit=1)[0]
+    out = outdir / f"{src.stem}.{ext}"
+    assert proc.returncode == 0 and out.exists(), proc.stderr
+    return out
