@@ -31,6 +31,7 @@ from sheetreg.schema import (
     DISCLOSURE_BASES,
     DISCLOSURES,
     INVOICES,
+    LANGS,
     REQUEST_STATUSES,
     REQUEST_TYPES,
     REQUESTS,
@@ -691,10 +692,11 @@ def _write_sheet(
             value = row.get(column.key)
             if column.key == "start" and "_start_text" in row:
                 value = row["_start_text"]
-            cell = ws.cell(row=row_number, column=index)
-            cell.value = value
+            if value is None:
+                continue
+            cell = ws.cell(row=row_number, column=index, value=value)
             number_format = number_format_for(column)
-            if number_format and value is not None:
+            if number_format:
                 cell.number_format = number_format
         if extra_header and row.get("_extra_value") is not None:
             ws.cell(row=row_number, column=extra_index, value=row["_extra_value"])
@@ -731,6 +733,8 @@ def _make_workbook(
     path = Path(path)
     if path.exists():
         raise FileExistsError(str(path))
+    if lang not in LANGS:
+        raise ValueError(f"unknown language {lang!r}; expected one of {', '.join(LANGS)}")
     if clients < MIN_CLIENTS:
         raise ValueError(f"a demo register needs at least {MIN_CLIENTS} clients")
     gen = _Generator(clients=clients, lang=lang, today=today, seed=seed)
