@@ -157,7 +157,7 @@ def _refused(message: str) -> SheetregError:
     show_default=True,
     help="Folder for the demo register and everything sheetreg makes.",
 )
-@click.option("--clients", type=click.IntRange(20, 200_000), default=300, show_default=True)
+@click.option("--clients", type=click.IntRange(80, 200_000), default=300, show_default=True)
 @click.option("--lang", type=click.Choice(["fi", "en"]), default="fi", show_default=True)
 @TODAY
 @FORMAT

@@ -7,12 +7,13 @@ loop keeps the per-cell cost to a type test or a compiled regex).
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from sheetreg import values
 from sheetreg.findings import Finding, Report, make
-from sheetreg.register import Register, Table, column_index, column_letter
+from sheetreg.register import Register, Table, column_index, column_letter, paused_gc
 from sheetreg.schema import CLIENTS, DATA_SHEETS, Column, Kind, match_column
 
 CLIENT_REF_SHEETS = ("invoices", "requests", "disclosures")
@@ -21,7 +22,11 @@ FUTURE_CHECKED = {("clients", "start"), ("invoices", "invoice_date"), ("requests
 
 def validate(register: Register, today: dt.date, lang: str | None = None) -> Report:
     """Every finding in the register as of ``today``, messages in ``lang``."""
-    lang = lang or register.lang
+    with paused_gc():
+        return _validate(register, today, lang or register.lang)
+
+
+def _validate(register: Register, today: dt.date, lang: str) -> Report:
     findings: list[Finding] = []
     for spec in DATA_SHEETS:
         table = register.table(spec.key)
@@ -118,21 +123,58 @@ def _key_at(table: Table, col: int) -> str | None:
     return None
 
 
-def _nonblank(table: Table) -> list[int]:
-    empty = values.is_empty
-    return [i for i, row in enumerate(table.rows) if not all(empty(v) for v in row)]
+def _is_blank(raw: Any) -> bool:
+    return raw == "" or raw is None or (raw.__class__ is str and not raw.strip())
+
+
+def _verdicts(data: tuple[Any, ...], judge: Callable[[Any], str | None]) -> dict[Any, str] | None:
+    """Judge each distinct value of a column once: {bad value: code}.
+
+    A register's columns repeat values (choices, dates, postal codes), and even where they do
+    not, hashing is far cheaper than judging. Returns None when the column mixes booleans
+    with numbers (True == 1 would conflate them); the caller then judges cell by cell.
+    """
+    distinct = set(data)
+    kinds = {v.__class__ for v in distinct}
+    if bool in kinds and (int in kinds or float in kinds):
+        return None
+    bad: dict[Any, str] = {}
+    for v in distinct:
+        if v == "" or v is None:
+            continue
+        code = judge(v)
+        if code is not None:
+            bad[v] = code
+    return bad
+
+
+def _flagged(
+    data: tuple[Any, ...], rows: list[int], judge: Callable[[Any], str | None]
+) -> Iterator[tuple[int, str]]:
+    """(row index, code) for every cell ``judge`` finds wrong, in row order."""
+    bad = _verdicts(data, judge)
+    if bad is None:
+        for i in rows:
+            v = data[i]
+            code = None if v == "" or v is None else judge(v)
+            if code is not None:
+                yield i, code
+    elif bad:
+        for i in rows:
+            code = bad.get(data[i])
+            if code is not None:
+                yield i, code
 
 
 def check_cells(table: Table, today: dt.date, lang: str) -> Iterator[Finding]:
     """Per-cell checks of every known column: required values, types, formats, dates."""
-    rows = _nonblank(table)
-    empty = values.is_empty
+    rows = table.nonblank_rows()
+    columns = table.columns_data()
     for col in table.spec.columns:
         if not table.has(col.key) or col.written_by_sheetreg:
             continue
-        idx = table.columns[col.key]
+        data = columns[table.columns[col.key]]
         letter = table.letter(col.key)
-        data = table.rows
 
         def at(i: int, code: str, col: Column = col, letter: str = letter, **p: Any) -> Finding:
             return make(
@@ -146,38 +188,32 @@ def check_cells(table: Table, today: dt.date, lang: str) -> Iterator[Finding]:
             )
 
         if col.required:
-            for i in rows:
-                if empty(data[i][idx]):
-                    yield at(i, "missing-value", **_labels(col))
+            blanks = {v for v in set(data) if _is_blank(v)}
+            if blanks:
+                for i in rows:
+                    if data[i] in blanks:
+                        yield at(i, "missing-value", **_labels(col))
         checker = _CHECKS.get(col.kind)
         if checker is not None:
-            for i in rows:
-                raw = data[i][idx]
-                if raw == "" or raw is None:
-                    continue
-                code = checker(raw, col)
-                if code is not None:
-                    yield at(i, code, **_params(code, col))
+            for i, code in _flagged(data, rows, lambda v, col=col, ch=checker: ch(v, col)):
+                yield at(i, code, **_params(code, col))
         if (table.spec.key, col.key) in FUTURE_CHECKED:
-            for i in rows:
-                raw = data[i][idx]
-                if isinstance(raw, dt.datetime):
-                    day: dt.date | None = raw.date()
-                elif isinstance(raw, dt.date):
-                    day = raw
-                else:
-                    try:
-                        day = values.as_date(raw)
-                    except ValueError:
-                        continue
-                if day is not None and day > today:
-                    yield at(
-                        i,
-                        "future-date",
-                        today_fi=f"{today.day}.{today.month}.{today.year}",
-                        today_en=today.isoformat(),
-                        **_labels(col),
-                    )
+            for i, code in _flagged(data, rows, lambda v: _future(v, today)):
+                yield at(
+                    i,
+                    code,
+                    today_fi=f"{today.day}.{today.month}.{today.year}",
+                    today_en=today.isoformat(),
+                    **_labels(col),
+                )
+
+
+def _future(raw: Any, today: dt.date) -> str | None:
+    try:
+        day = values.as_date(raw)
+    except ValueError:
+        return None
+    return "future-date" if day is not None and day > today else None
 
 
 def _params(code: str, col: Column) -> dict[str, str]:
@@ -209,7 +245,7 @@ def _check_postal(raw: Any, col: Column) -> str | None:
 
 
 def _check_date(raw: Any, col: Column) -> str | None:
-    if isinstance(raw, dt.date):
+    if raw.__class__ is dt.datetime or isinstance(raw, dt.date):
         return None
     try:
         values.as_date(raw)
@@ -257,16 +293,19 @@ def client_ids(clients: Table) -> set[str]:
     return out
 
 
+def _id_text(raw: Any) -> str:
+    return raw.strip() if raw.__class__ is str else (values.as_text(raw) or "")
+
+
 def check_clients(clients: Table, lang: str) -> Iterator[Finding]:
     """Rules across a client's row and across clients."""
-    name = clients.name
-    rows = _nonblank(clients)
+    rows = clients.nonblank_rows()
 
     def at(i: int, key: str, code: str, **p: Any) -> Finding:
         return make(
             code,
             lang,
-            name,
+            clients.name,
             column=clients.letter(key),
             row=clients.excel_row(i),
             field_key=key,
@@ -275,21 +314,22 @@ def check_clients(clients: Table, lang: str) -> Iterator[Finding]:
 
     has = clients.has
     if has("client_id"):
-        seen: dict[str, int] = {}
+        ids = [_id_text(v) for v in clients.column_values("client_id")]
+        repeated = {v for v, n in Counter(ids).items() if n > 1 and v}
+        first_row: dict[str, int] = {}
         for i in rows:
-            cid = values.as_text(clients.get(i, "client_id"))
-            if cid is None:
+            cid = ids[i]
+            if cid not in repeated:
                 continue
-            if cid in seen:
-                yield at(i, "client_id", "duplicate-client-id", other_row=seen[cid])
+            if cid in first_row:
+                yield at(i, "client_id", "duplicate-client-id", other_row=first_row[cid])
             else:
-                seen[cid] = clients.excel_row(i)
+                first_row[cid] = clients.excel_row(i)
     if has("phone") or has("email"):
         key = "phone" if has("phone") else "email"
+        phones, emails = clients.column_values("phone"), clients.column_values("email")
         for i in rows:
-            if values.is_empty(clients.get(i, "phone")) and values.is_empty(
-                clients.get(i, "email")
-            ):
+            if _is_blank(phones[i]) and _is_blank(emails[i]):
                 yield at(
                     i,
                     key,
@@ -298,7 +338,16 @@ def check_clients(clients: Table, lang: str) -> Iterator[Finding]:
                     label_en="Phone or e-mail",
                 )
     if has("start") and has("end"):
+        starts, ends = clients.column_values("start"), clients.column_values("end")
         for i in rows:
+            end_raw = ends[i]
+            if end_raw == "":
+                continue
+            start_raw = starts[i]
+            if start_raw.__class__ is dt.datetime and end_raw.__class__ is dt.datetime:
+                if end_raw.date() < start_raw.date():
+                    yield at(i, "end", "end-before-start")
+                continue
             start, end = clients.date(i, "start"), clients.date(i, "end")
             if start is not None and end is not None and end < start:
                 yield at(i, "end", "end-before-start")
@@ -316,15 +365,20 @@ _BILLING_NEEDS = {
 
 def _check_billing(clients: Table, rows: list[int], lang: str) -> Iterator[Finding]:
     billing = clients.column_spec("billing_method")
+    methods = clients.column_values("billing_method")
+    needed = {k: clients.column_values(k) for ks in _BILLING_NEEDS.values() for k in ks}
+    memo: dict[Any, Any] = {}
     for i in rows:
-        try:
-            method = values.as_choice(clients.get(i, "billing_method"), billing.choices)
-        except ValueError:
-            continue  # reported as invalid-choice
+        raw = methods[i]
+        if raw not in memo:
+            try:
+                memo[raw] = values.as_choice(raw, billing.choices)
+            except ValueError:
+                memo[raw] = None  # reported as invalid-choice
+        method = memo[raw]
         if method is None:
             continue
-        needs = _BILLING_NEEDS.get(method.key, ())
-        missing = [k for k in needs if values.is_empty(clients.get(i, k))]
+        missing = [k for k in _BILLING_NEEDS.get(method.key, ()) if _is_blank(needed[k][i])]
         if missing:
             cols = [clients.spec.column(k) for k in missing]
             yield make(
@@ -341,27 +395,44 @@ def _check_billing(clients: Table, rows: list[int], lang: str) -> Iterator[Findi
             )
 
 
+def _norm(raw: Any) -> str:
+    return " ".join(raw.split()).casefold() if raw.__class__ is str else ""
+
+
 def _check_duplicate_people(clients: Table, rows: list[int], lang: str) -> Iterator[Finding]:
-    seen: dict[tuple[str, str, str], tuple[int, str]] = {}
-    for i in rows:
-        first = values.as_text(clients.get(i, "first_name"))
-        last = values.as_text(clients.get(i, "last_name"))
-        cid = values.as_text(clients.get(i, "client_id"))
-        if not first or not last or cid is None:
-            continue
-        person = (" ".join(first.split()).casefold(), " ".join(last.split()).casefold())
+    """The same first and last name with the same phone or e-mail under another client ID."""
+    names = [
+        f + "\t" + last if f and last else ""
+        for f, last in zip(
+            map(_norm, clients.column_values("first_name")),
+            map(_norm, clients.column_values("last_name")),
+            strict=True,
+        )
+    ]
+    counts = Counter(names)
+    candidates = [i for i in rows if names[i] and counts[names[i]] > 1]
+    if not candidates:
+        return
+    ids = clients.column_values("client_id")
+    phones = clients.column_values("phone")
+    emails = clients.column_values("email")
+    seen: dict[tuple[str, str], tuple[int, str]] = {}
+    for i in candidates:
+        cid = _id_text(ids[i])
         contacts = []
-        phone = clients.get(i, "phone")
-        if isinstance(phone, str) and phone.strip():
+        phone = phones[i]
+        if phone.__class__ is str and phone.strip():
             contacts.append("p:" + values.phone_digits(phone.strip()))
-        email = values.as_text(clients.get(i, "email"))
-        if email:
-            contacts.append("e:" + email.casefold())
+        email = emails[i]
+        if email.__class__ is str and email.strip():
+            contacts.append("e:" + email.strip().casefold())
         reported = False
         for contact in contacts:
-            key = (*person, contact)
+            key = (names[i], contact)
             prior = seen.get(key)
-            if prior is not None and prior[1] != cid and not reported:
+            if prior is None:
+                seen[key] = (clients.excel_row(i), cid)
+            elif prior[1] != cid and not reported:
                 reported = True
                 yield make(
                     "duplicate-person",
@@ -372,17 +443,16 @@ def _check_duplicate_people(clients: Table, rows: list[int], lang: str) -> Itera
                     field_key="client_id",
                     other_row=prior[0],
                 )
-            seen.setdefault(key, (clients.excel_row(i), cid))
 
 
 def check_client_refs(table: Table, ids: set[str], lang: str) -> Iterator[Finding]:
     """Invoices, requests and disclosures must name a client on the Clients sheet."""
     if not table.has("client_id"):
         return
-    idx = table.columns["client_id"]
+    column = table.column_values("client_id")
     letter = table.letter("client_id")
-    for i in _nonblank(table):
-        cid = values.as_text(table.rows[i][idx])
+    for i in table.nonblank_rows():
+        cid = values.as_text(column[i])
         if cid is not None and cid not in ids:
             yield make(
                 "unknown-client",
@@ -398,15 +468,16 @@ def check_hetu(register: Register, lang: str) -> Iterator[Finding]:
     """A valid Finnish personal identity code anywhere in the workbook's sheets."""
     for table in register.tables.values():
         keys = {idx: key for key, idx in table.columns.items()}
-        width = max((len(r) for r in table.rows), default=0)
-        for idx in range(width):
-            column = [r[idx] if idx < len(r) else "" for r in table.rows]
-            # One regex pass over the joined column; map hits back to rows only on a match.
-            joined = "\n".join(v if isinstance(v, str) else "" for v in column)
-            if not values.find_hetus(joined):
+        for idx, column in enumerate(table.columns_data()):
+            # One regex pass over the column's text; map hits back to rows only on a match.
+            try:
+                joined = "\n".join(column)  # C speed when the column is all text
+            except TypeError:
+                joined = "\n".join([v for v in column if v.__class__ is str])
+            if not values.HETU_PATTERN.search(joined) or not values.find_hetus(joined):
                 continue
             for i, v in enumerate(column):
-                if isinstance(v, str) and values.find_hetus(v):
+                if v.__class__ is str and values.find_hetus(v):
                     yield make(
                         "hetu-found",
                         lang,

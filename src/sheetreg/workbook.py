@@ -19,13 +19,21 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sheetreg import values
 from sheetreg.errors import FidelityError, UnusableWorkbook, WriteRefused
-from sheetreg.register import Register, Snapshot, Table, column_index, column_letter
+from sheetreg.register import (
+    Register,
+    Snapshot,
+    Table,
+    column_index,
+    column_letter,
+    paused_gc,
+)
 from sheetreg.schema import DATA_SHEETS, SETTINGS, Sheet, match_column, match_setting, match_sheet
 
 if TYPE_CHECKING:
@@ -132,14 +140,48 @@ def _table_from_grid(
     return Table(spec, name, header_row, first_col, header, columns, grid[1:], unknown)
 
 
+def _formula_cells_by_sheet(
+    data: bytes, parts: Mapping[str, str]
+) -> dict[str, list[tuple[int, int]]]:
+    """(column, row) of every formula cell in the given sheets' parts.
+
+    Runs beside python-calamine in a thread: zlib releases the GIL while it inflates, so on
+    a multi-core machine the scan costs almost nothing extra.
+    """
+    found: dict[str, list[tuple[int, int]]] = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for name, part in parts.items():
+            xml = zf.read(part)
+            if _has_formula(xml):
+                found[name] = _formula_refs(xml)
+    return found
+
+
+def _has_formula(xml: bytes) -> bool:
+    # One fast substring scan; a regex over 50 MB of XML would cost ten times more.
+    for tag in (b"<f", b":f"):
+        pos = xml.find(tag)
+        while pos >= 0:
+            if xml[pos + 2 : pos + 3] in (b">", b" ", b"/", b"\t", b"\n", b"\r"):
+                return True
+            pos = xml.find(tag, pos + 2)
+    return False
+
+
 def read_register(path: Path | str) -> Register:
     """Read a workbook into a :class:`Register`, or raise :class:`UnusableWorkbook`."""
+    with paused_gc():
+        return _read_register(Path(path))
+
+
+def _read_register(path: Path) -> Register:
     import python_calamine as pc
 
-    path = Path(path)
+    from sheetreg.xlsxpatch import sheet_parts
+
     data = _load_bytes(path)
     stat = path.stat()
-    zf = _open_zip(path, data)
+    _open_zip(path, data).close()
     try:
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
         names = list(wb.sheet_names)
@@ -148,50 +190,55 @@ def read_register(path: Path | str) -> Register:
             f"{path.name}: the workbook cannot be read (damaged or not a spreadsheet). / "
             "Työkirjaa ei voi lukea."
         ) from None
-    from sheetreg.xlsxpatch import sheet_parts
-
     try:
         parts = sheet_parts(data)
     except Exception:
-        parts = {}
-    tables: dict[str, Table] = {}
-    formula_cells: dict[str, list[str]] = {}
-    merged: dict[str, list[str]] = {}
-    other: dict[str, tuple[tuple[int, int], list[list[Any]]]] = {}
-    for name in names:
-        spec = match_sheet(name)
+        raise UnusableWorkbook(
+            f"{path.name}: the workbook's sheet list is damaged. / Työkirja on vioittunut."
+        ) from None
+    data_parts = {n: parts[n] for n in names if n in parts and match_sheet(n) in DATA_SHEETS}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        formulas_future = pool.submit(_formula_cells_by_sheet, data, data_parts)
+        tables: dict[str, Table] = {}
+        merged: dict[str, list[str]] = {}
+        other: dict[str, tuple[tuple[int, int], list[list[Any]]]] = {}
+        for name in names:
+            spec = match_sheet(name)
+            try:
+                sheet = wb.get_sheet_by_name(name)
+                grid = sheet.to_python()
+                start = sheet.start or (0, 0)
+                ranges = (sheet.merged_cell_ranges or []) if spec in DATA_SHEETS else []
+            except Exception:
+                raise UnusableWorkbook(
+                    f"{path.name}, sheet {name}: the sheet cannot be read (damaged). / "
+                    "Välilehteä ei voi lukea."
+                ) from None
+            if spec is None or spec.key in tables or not spec.columns:
+                other[name] = (start, grid)
+                continue
+            tables[spec.key] = _table_from_grid(spec, name, grid, start)
+            if ranges:
+                merged[name] = [
+                    f"{column_letter(a[1])}{a[0] + 1}:{column_letter(b[1])}{b[0] + 1}"
+                    for a, b in ranges
+                ]
         try:
-            sheet = wb.get_sheet_by_name(name)
-            grid = sheet.to_python()
-            start = sheet.start or (0, 0)
-            ranges = (sheet.merged_cell_ranges or []) if spec in DATA_SHEETS else []
+            formulas = formulas_future.result()
         except Exception:
             raise UnusableWorkbook(
-                f"{path.name}, sheet {name}: the sheet cannot be read (damaged). / "
-                "Välilehteä ei voi lukea."
+                f"{path.name}: a sheet of the workbook is damaged. / Työkirja on vioittunut."
             ) from None
-        if spec is None or spec.key in tables or not spec.columns:
-            other[name] = (start, grid)
-            continue
-        table = _table_from_grid(spec, name, grid, start)
-        tables[spec.key] = table
-        if ranges:
-            merged[name] = [
-                f"{column_letter(a[1])}{a[0] + 1}:{column_letter(b[1])}{b[0] + 1}"
-                for a, b in ranges
-            ]
-        part = parts.get(name)
-        if spec in DATA_SHEETS and part is not None:
-            xml = zf.read(part)
-            if _FORMULA.search(xml):
-                known = {table.first_col + i for i in table.columns.values()}
-                refs = [
-                    f"{column_letter(c)}{r}"
-                    for c, r in _formula_refs(xml)
-                    if c in known and r > table.header_row
-                ]
-                if refs:
-                    formula_cells[name] = refs
+    formula_cells: dict[str, list[str]] = {}
+    for table in tables.values():
+        known = {table.first_col + i for i in table.columns.values()}
+        refs = [
+            f"{column_letter(c)}{r}"
+            for c, r in formulas.get(table.name, [])
+            if c in known and r > table.header_row
+        ]
+        if refs:
+            formula_cells[table.name] = refs
     settings_table = tables.pop(SETTINGS.key, None)
     if settings_table is not None:
         other[settings_table.name] = (
@@ -320,17 +367,24 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}{TEMP_MARK}{os.getpid()}-"
 
 
-def remove_stale_temps(path: Path) -> list[Path]:
-    """Remove temporary files left by a write that was killed (their process is gone)."""
+def remove_stale_temps(path: Path, *folders: Path) -> list[Path]:
+    """Remove temporary files left by a killed write (their process is gone).
+
+    They live beside the workbook and in its backup folder, named
+    ``.<workbook name>.sheetreg-<pid>-<random>.tmp``.
+    """
     removed: list[Path] = []
     pattern = re.compile(re.escape(f".{path.name}{TEMP_MARK}") + r"(\d+)-.*\.tmp")
-    for candidate in path.parent.glob(f".{glob_escape(path.name)}{TEMP_MARK}*.tmp"):
-        m = pattern.fullmatch(candidate.name)
-        if m is None or _process_alive(int(m[1])):
+    for folder in (path.parent, *folders):
+        if not folder.is_dir():
             continue
-        with contextlib.suppress(OSError):
-            candidate.unlink()
-            removed.append(candidate)
+        for candidate in folder.glob(f".{glob_escape(path.name)}{TEMP_MARK}*.tmp"):
+            m = pattern.fullmatch(candidate.name)
+            if m is None or _process_alive(int(m[1])):
+                continue
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+                removed.append(candidate)
     return removed
 
 
@@ -447,7 +501,8 @@ def write_cells(
     if not plan:
         return WriteResult(path, written=False, sha256_before=before, sha256_after=before)
     _open_zip(path, data)
-    remove_stale_temps(path)
+    backups = backup_dir or default_backup_dir(path)
+    remove_stale_temps(path, backups)
     result = patch_workbook(data, plan)
     verify_patch(data, result, plan)
     folder = path.parent
@@ -460,7 +515,6 @@ def write_cells(
             raise WriteRefused(
                 f"{path.name} changed while sheetreg was writing; nothing was written."
             )
-        backups = backup_dir or default_backup_dir(path)
         backup = _make_backup(path, data, backups)
         tmp.replace(path)
         _fsync_dir(folder)

@@ -1,0 +1,178 @@
+"""Safe writes: lock files, changed-since-read, backups, atomic replace, SIGKILL at any moment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openpyxl
+import pytest
+import python_calamine as pc
+
+import sheetreg
+from conftest import client
+from sheetreg.errors import WriteRefused
+from sheetreg.workbook import list_backups, read_register, write_cells
+
+
+def cell(path: Path, sheet: str, ref: str):
+    """A cell's value read back with openpyxl (an independent reader)."""
+    return openpyxl.load_workbook(path)[sheet][ref].value
+
+
+@pytest.fixture
+def reg(register_path) -> Path:
+    return register_path(clients=[client(), client(client_id="A1002", email="b@example.fi")])
+
+
+def test_write_changes_only_the_cell_and_keeps_a_backup(reg):
+    """A write changes the cell, keeps the previous version in backups/ and says where."""
+    original = reg.read_bytes()
+    result = write_cells(reg, {"Asiakkaat!S2": "Aktiivinen"})
+    assert result.written and result.backup is not None
+    assert result.backup.parent == reg.parent / "backups"
+    assert result.backup.read_bytes() == original
+    assert cell(reg, "Asiakkaat", "S2") == "Aktiivinen"
+    assert cell(reg, "Asiakkaat", "B3") == "Aino"
+
+
+def test_public_api_values(reg):
+    """sheetreg.write_cells takes strings, numbers, booleans, dates and None."""
+    sheetreg.write_cells(
+        reg,
+        {
+            "Asiakkaat!S2": "teksti",
+            "Asiakkaat!T2": 3.5,
+            "Asiakkaat!U2": True,
+            "Asiakkaat!V2": dt.date(2026, 11, 25),
+            "Asiakkaat!R3": "x",
+        },
+    )
+    sheetreg.write_cells(reg, {"Asiakkaat!R3": None})
+    ws = openpyxl.load_workbook(reg)["Asiakkaat"]
+    assert (ws["S2"].value, ws["T2"].value, ws["U2"].value) == ("teksti", 3.5, True)
+    assert ws["V2"].value.date() == dt.date(2026, 11, 25)
+    assert ws["R3"].value is None
+
+
+@pytest.mark.parametrize("lock", ["~${name}", ".~lock.{name}#", "~${short}"])
+def test_refuses_when_open_in_excel_or_libreoffice(reg, lock):
+    """A lock file of Excel or LibreOffice beside the workbook refuses the write."""
+    (reg.parent / lock.format(name=reg.name, short=reg.name[2:])).write_text("owner")
+    before = reg.read_bytes()
+    with pytest.raises(WriteRefused, match="open in Excel or LibreOffice"):
+        write_cells(reg, {"Asiakkaat!S2": "x"})
+    assert reg.read_bytes() == before
+    assert not (reg.parent / "backups").exists()
+
+
+def test_refuses_when_changed_since_read(reg):
+    """A workbook saved by someone after sheetreg read it is not overwritten."""
+    register = read_register(reg)
+    wb = openpyxl.load_workbook(reg)
+    wb["Asiakkaat"]["R2"] = "tallennettu välissä"
+    wb.save(reg)
+    changed = reg.read_bytes()
+    with pytest.raises(WriteRefused, match="changed after sheetreg read it"):
+        write_cells(reg, {"Asiakkaat!S2": "x"}, expected=register.snapshot)
+    assert reg.read_bytes() == changed
+
+
+def test_unchanged_snapshot_allows_write(reg):
+    """The snapshot taken at read time lets the write through when nothing changed."""
+    register = read_register(reg)
+    assert write_cells(reg, {"Asiakkaat!S2": "x"}, expected=register.snapshot).written
+
+
+def test_backup_rotation(reg, tmp_path):
+    """Only the newest N backups are kept, in a configurable folder."""
+    folder = tmp_path / "my-backups"
+    for i in range(5):
+        write_cells(reg, {"Asiakkaat!S2": f"v{i}"}, backup_dir=folder, keep_backups=3)
+    backups = list_backups(reg, folder)
+    assert len(backups) == 3
+    kept = [openpyxl.load_workbook(b)["Asiakkaat"]["S2"].value for b in backups]
+    assert kept == ["v1", "v2", "v3"]
+
+
+def test_atomic_replace_keeps_no_temp(reg):
+    """After a write the folder holds the workbook and backups/, no temporary file."""
+    write_cells(reg, {"Asiakkaat!S2": "x"})
+    assert sorted(p.name for p in reg.parent.iterdir()) == ["backups", reg.name]
+
+
+def test_refused_patch_leaves_everything(reg):
+    """A write the patcher refuses (unknown sheet) leaves the folder untouched."""
+    before = reg.read_bytes()
+    with pytest.raises(sheetreg.SheetregError):
+        write_cells(reg, {"EiOle!A1": "x"})
+    assert reg.read_bytes() == before
+    assert sorted(p.name for p in reg.parent.iterdir()) == [reg.name]
+
+
+KILL_SCRIPT = """
+import sys
+from sheetreg.workbook import write_cells
+path = sys.argv[1]
+edits = {f"Asiakkaat!S{r}": f"tila {r}" for r in range(2, 3002)}
+print("start", flush=True)
+write_cells(path, edits)
+print("done", flush=True)
+"""
+
+
+def _state(path: Path) -> str:
+    """'old' or 'new' when the workbook reads back whole, else fail."""
+    wb = pc.CalamineWorkbook.from_path(str(path))
+    rows = wb.get_sheet_by_name("Asiakkaat").to_python()
+    assert len(rows) == 3001
+    statuses = {r[18] for r in rows[1:]} if len(rows[0]) > 18 else {""}
+    if statuses == {""}:
+        return "old"
+    assert statuses == {f"tila {r}" for r in range(2, 3002)}, "a half-applied write"
+    return "new"
+
+
+@pytest.mark.slow
+def test_sigkill_at_many_moments(tmp_path):
+    """A write killed at any moment leaves the original or the new workbook, whole."""
+    from conftest import build_register
+
+    base = tmp_path / "base.xlsx"
+    build_register(base, clients=[client(client_id=f"A{i}") for i in range(3000)])
+    work = tmp_path / "w"
+    work.mkdir()
+    path = work / "rekisteri.xlsx"
+    cmd = [sys.executable, "-c", KILL_SCRIPT, str(path)]
+
+    path.write_bytes(base.read_bytes())
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    full = time.monotonic() - t0
+    seen = set()
+    for k in range(24):
+        path.write_bytes(base.read_bytes())
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(full * (0.15 + 0.9 * k / 24))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        seen.add(_state(path))
+        # Whatever is left beside it can never be mistaken for the register.
+        for p in work.iterdir():
+            assert p == path or p.name == "backups" or p.name.endswith(".tmp"), p.name
+            assert not (p != path and p.suffix == ".xlsx")
+        backups = work / "backups"
+        if backups.exists():
+            for b in backups.iterdir():
+                assert b.suffix == ".tmp" or _state(b) == "old"
+    assert "old" in seen
+    # A later write cleans up what the killed ones left and succeeds.
+    path.write_bytes(base.read_bytes())
+    write_cells(path, {"Asiakkaat!S2": "x"})
+    assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]
+    assert os.path.exists(path)
