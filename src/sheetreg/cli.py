@@ -181,3 +181,18 @@ def demo(folder: Path, clients: int, lang: str, today: dt.date, fmt: str) -> Non
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=argv, prog_name="sheetreg")
+
+
+def _register_command_modules() -> None:
+    """Commands of the retention and requests features live in their own modules."""
+    import importlib
+
+    for module in ("sheetreg.cli_retention", "sheetreg.cli_requests"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+_register_command_modules()
