@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import signal
 import subprocess
 import sys
@@ -15,9 +14,10 @@ import pytest
 import python_calamine as pc
 
 import sheetreg
-from conftest import client
 from sheetreg.errors import WriteRefused
 from sheetreg.workbook import list_backups, read_register, write_cells
+
+from conftest import client
 
 
 def cell(path: Path, sheet: str, ref: str):
@@ -175,4 +175,4 @@ def test_sigkill_at_many_moments(tmp_path):
     path.write_bytes(base.read_bytes())
     write_cells(path, {"Asiakkaat!S2": "x"})
     assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]
-    assert os.path.exists(path)
+    assert path.exists()
