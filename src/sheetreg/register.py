@@ -66,6 +66,15 @@ class Table:
     unknown_columns: list[tuple[int, str]] = field(default_factory=list)
     _by_column: list[tuple[Any, ...]] | None = field(default=None, repr=False, compare=False)
     _nonblank: list[int] | None = field(default=None, repr=False, compare=False)
+    _distinct: dict[int, set[Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def distinct(self, index: int) -> set[Any]:
+        """The distinct raw values of column ``index`` (computed once; hashing is C-speed)."""
+        found = self._distinct.get(index)
+        if found is None:
+            data = self.columns_data()
+            found = self._distinct[index] = set(data[index]) if index < len(data) else {""}
+        return found
 
     def columns_data(self) -> list[tuple[Any, ...]]:
         """The rows transposed: one tuple of raw values per column (computed once)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from sheetreg import values
@@ -127,15 +128,14 @@ def _is_blank(raw: Any) -> bool:
     return raw == "" or raw is None or (raw.__class__ is str and not raw.strip())
 
 
-def _verdicts(data: tuple[Any, ...], judge: Callable[[Any], str | None]) -> dict[Any, str] | None:
+def _verdicts(distinct: set[Any], judge: Callable[[Any], str | None]) -> dict[Any, str] | None:
     """Judge each distinct value of a column once: {bad value: code}.
 
     A register's columns repeat values (choices, dates, postal codes), and even where they do
     not, hashing is far cheaper than judging. Returns None when the column mixes booleans
     with numbers (True == 1 would conflate them); the caller then judges cell by cell.
     """
-    distinct = set(data)
-    kinds = {v.__class__ for v in distinct}
+    kinds = set(map(type, distinct))
     if bool in kinds and (int in kinds or float in kinds):
         return None
     bad: dict[Any, str] = {}
@@ -149,10 +149,13 @@ def _verdicts(data: tuple[Any, ...], judge: Callable[[Any], str | None]) -> dict
 
 
 def _flagged(
-    data: tuple[Any, ...], rows: list[int], judge: Callable[[Any], str | None]
+    data: tuple[Any, ...],
+    distinct: set[Any],
+    rows: list[int],
+    judge: Callable[[Any], str | None],
 ) -> Iterator[tuple[int, str]]:
     """(row index, code) for every cell ``judge`` finds wrong, in row order."""
-    bad = _verdicts(data, judge)
+    bad = _verdicts(distinct, judge)
     if bad is None:
         for i in rows:
             v = data[i]
@@ -174,6 +177,7 @@ def check_cells(table: Table, today: dt.date, lang: str) -> Iterator[Finding]:
         if not table.has(col.key) or col.written_by_sheetreg:
             continue
         data = columns[table.columns[col.key]]
+        distinct = table.distinct(table.columns[col.key])
         letter = table.letter(col.key)
 
         def at(i: int, code: str, col: Column = col, letter: str = letter, **p: Any) -> Finding:
@@ -188,17 +192,20 @@ def check_cells(table: Table, today: dt.date, lang: str) -> Iterator[Finding]:
             )
 
         if col.required:
-            blanks = {v for v in set(data) if _is_blank(v)}
+            blanks = {
+                v for v in distinct if v == "" or v is None or (v.__class__ is str and v.isspace())
+            }
             if blanks:
                 for i in rows:
                     if data[i] in blanks:
                         yield at(i, "missing-value", **_labels(col))
         checker = _CHECKS.get(col.kind)
         if checker is not None:
-            for i, code in _flagged(data, rows, lambda v, col=col, ch=checker: ch(v, col)):
+            judge = partial(_swap, checker, col)
+            for i, code in _flagged(data, distinct, rows, judge):
                 yield at(i, code, **_params(code, col))
         if (table.spec.key, col.key) in FUTURE_CHECKED:
-            for i, code in _flagged(data, rows, lambda v: _future(v, today)):
+            for i, code in _flagged(data, distinct, rows, partial(_future, today=today)):
                 yield at(
                     i,
                     code,
@@ -206,6 +213,10 @@ def check_cells(table: Table, today: dt.date, lang: str) -> Iterator[Finding]:
                     today_en=today.isoformat(),
                     **_labels(col),
                 )
+
+
+def _swap(checker: Callable[[Any, Column], str | None], col: Column, raw: Any) -> str | None:
+    return checker(raw, col)
 
 
 def _future(raw: Any, today: dt.date) -> str | None:
@@ -285,12 +296,11 @@ _CHECKS: dict[Kind, Callable[[Any, Column], str | None]] = {
 
 def client_ids(clients: Table) -> set[str]:
     """Every client ID on the Clients sheet, as text."""
-    out = set()
-    for raw in clients.column_values("client_id"):
-        text = values.as_text(raw)
-        if text is not None:
-            out.add(text)
-    return out
+    if not clients.has("client_id"):
+        return set()
+    found = {_id_text(v) for v in clients.distinct(clients.columns["client_id"])}
+    found.discard("")
+    return found
 
 
 def _id_text(raw: Any) -> str:
@@ -399,36 +409,47 @@ def _norm(raw: Any) -> str:
     return " ".join(raw.split()).casefold() if raw.__class__ is str else ""
 
 
+def _contact_keys(phones: tuple[Any, ...], emails: tuple[Any, ...], i: int) -> list[str]:
+    keys = []
+    phone = phones[i]
+    if phone.__class__ is str and phone.strip():
+        keys.append("p:" + values.phone_digits(phone.strip()))
+    email = emails[i]
+    if email.__class__ is str and email.strip():
+        keys.append("e:" + email.strip().casefold())
+    return keys
+
+
 def _check_duplicate_people(clients: Table, rows: list[int], lang: str) -> Iterator[Finding]:
     """The same first and last name with the same phone or e-mail under another client ID."""
-    names = [
-        f + "\t" + last if f and last else ""
-        for f, last in zip(
-            map(_norm, clients.column_values("first_name")),
-            map(_norm, clients.column_values("last_name")),
-            strict=True,
-        )
+    firsts = clients.column_values("first_name")
+    lasts = clients.column_values("last_name")
+    phones = clients.column_values("phone")
+    emails = clients.column_values("email")
+    # Cheap pass first: only a repeated contact (last nine digits of a phone, or an e-mail)
+    # can make two rows one person. The exact comparison then runs on those rows alone.
+    junk = values.PHONE_JUNK
+    tails = [p.translate(junk)[-9:] if p.__class__ is str else "" for p in phones]
+    mails = [e.strip().casefold() if e.__class__ is str else "" for e in emails]
+    tail_counts, mail_counts = Counter(tails), Counter(mails)
+    candidates = [
+        i
+        for i in rows
+        if (tails[i] and tail_counts[tails[i]] > 1) or (mails[i] and mail_counts[mails[i]] > 1)
     ]
-    counts = Counter(names)
-    candidates = [i for i in rows if names[i] and counts[names[i]] > 1]
     if not candidates:
         return
     ids = clients.column_values("client_id")
-    phones = clients.column_values("phone")
-    emails = clients.column_values("email")
     seen: dict[tuple[str, str], tuple[int, str]] = {}
     for i in candidates:
+        first, last = _norm(firsts[i]), _norm(lasts[i])
+        if not first or not last:
+            continue
+        name = first + "\t" + last
         cid = _id_text(ids[i])
-        contacts = []
-        phone = phones[i]
-        if phone.__class__ is str and phone.strip():
-            contacts.append("p:" + values.phone_digits(phone.strip()))
-        email = emails[i]
-        if email.__class__ is str and email.strip():
-            contacts.append("e:" + email.strip().casefold())
         reported = False
-        for contact in contacts:
-            key = (names[i], contact)
+        for contact in _contact_keys(phones, emails, i):
+            key = (name, contact)
             prior = seen.get(key)
             if prior is None:
                 seen[key] = (clients.excel_row(i), cid)
@@ -449,11 +470,14 @@ def check_client_refs(table: Table, ids: set[str], lang: str) -> Iterator[Findin
     """Invoices, requests and disclosures must name a client on the Clients sheet."""
     if not table.has("client_id"):
         return
+    distinct = table.distinct(table.columns["client_id"])
+    unknown = {v for v in distinct if _id_text(v) and _id_text(v) not in ids}
+    if not unknown:
+        return
     column = table.column_values("client_id")
     letter = table.letter("client_id")
     for i in table.nonblank_rows():
-        cid = values.as_text(column[i])
-        if cid is not None and cid not in ids:
+        if column[i] in unknown:
             yield make(
                 "unknown-client",
                 lang,
@@ -469,11 +493,13 @@ def check_hetu(register: Register, lang: str) -> Iterator[Finding]:
     for table in register.tables.values():
         keys = {idx: key for key, idx in table.columns.items()}
         for idx, column in enumerate(table.columns_data()):
-            # One regex pass over the column's text; map hits back to rows only on a match.
+            # One regex pass over the column's distinct texts; map hits back to rows only on
+            # a match (rare: a HETU does not belong in the register at all).
+            texts = table.distinct(idx)
             try:
-                joined = "\n".join(column)  # C speed when the column is all text
+                joined = "\n".join(texts)  # C speed when the column is all text
             except TypeError:
-                joined = "\n".join([v for v in column if v.__class__ is str])
+                joined = "\n".join([v for v in texts if v.__class__ is str])
             if not values.HETU_PATTERN.search(joined) or not values.find_hetus(joined):
                 continue
             for i, v in enumerate(column):

@@ -116,15 +116,15 @@ def as_money(raw: Any) -> float | None:
 
 # --- phone numbers ------------------------------------------------------------------------
 
-_PHONE_JUNK = str.maketrans("", "", " -()./\u00a0")
+PHONE_JUNK = str.maketrans("", "", " -()./\u00a0")
 _FI_PREFIX = re.compile(r"(?:\+358|00358|0)([1-9]\d{3,11})")
 
 
 @functools.cache
-def _fi_descs() -> tuple[Any, list[Any]]:
+def _region_descs(region: str) -> tuple[Any, list[Any]]:
     import phonenumbers
 
-    md = phonenumbers.PhoneMetadata.metadata_for_region("FI")
+    md = phonenumbers.PhoneMetadata.metadata_for_region(region)
     types = [
         md.mobile,
         md.fixed_line,
@@ -140,35 +140,43 @@ def _fi_descs() -> tuple[Any, list[Any]]:
     return md.general_desc, [d for d in types if d is not None and d.national_number_pattern]
 
 
+def _length_guard(lengths: Any) -> str:
+    return "(?=(?:" + "|".join(f"\\d{{{n}}}" for n in sorted(set(lengths))) + ")$)"
+
+
 @functools.cache
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _fi_valid_pattern() -> re.Pattern[str]:
+    """phonenumbers' validity rule for +358 numbers as one compiled regex.
 
-
-def _matches(nsn: str, desc: Any, general: Any) -> bool:
-    lengths = desc.possible_length or general.possible_length
-    if lengths and len(nsn) not in lengths:
-        return False
-    return _compiled(desc.national_number_pattern).fullmatch(nsn) is not None
+    is_valid_number accepts a national significant number when, for a region of the country
+    code (Finland, and Åland which shares +358), it fits the general description (possible
+    lengths and pattern) and the lengths and pattern of at least one number type. The same
+    metadata joined into one pattern costs ~1 µs a number instead of ~18 µs through
+    phonenumbers' parser; a register has 100,000 numbers. ``test_values`` checks that both
+    agree on a wide sample.
+    """
+    regions = []
+    for region in ("FI", "AX"):
+        general, types = _region_descs(region)
+        head = _length_guard(general.possible_length) if general.possible_length else ""
+        head += f"(?=(?:{general.national_number_pattern})$)"
+        alternatives = []
+        for desc in types:
+            lengths = desc.possible_length or general.possible_length
+            guard = _length_guard(lengths) if lengths else ""
+            alternatives.append(f"{guard}(?:{desc.national_number_pattern})")
+        regions.append(head + "(?:" + "|".join(alternatives) + ")")
+    return re.compile("(?:" + "|".join(regions) + ")")
 
 
 def _fi_national_valid(nsn: str) -> bool:
-    """phonenumbers' is_valid_number for a Finnish national significant number.
-
-    The same metadata and the same rule (general description, then any number type), but
-    without phonenumbers' general parser, which costs ~18 µs a number; a register has
-    100,000 of them. ``test_values`` checks the two agree.
-    """
-    general, types = _fi_descs()
-    if not _matches(nsn, general, general):
-        return False
-    return any(_matches(nsn, d, general) for d in types)
+    """phonenumbers' is_valid_number for a Finnish national significant number."""
+    return _fi_valid_pattern().fullmatch(nsn) is not None
 
 
 def phone_is_valid(text: str) -> bool:
     """True when ``text`` is a valid phone number read with region FI (phonenumbers' rules)."""
-    compact = text.translate(_PHONE_JUNK)
-    m = _FI_PREFIX.fullmatch(compact)
+    m = _FI_PREFIX.fullmatch(text.translate(PHONE_JUNK))
     if m:
         return _fi_national_valid(m[1])
     import phonenumbers
@@ -182,7 +190,7 @@ def phone_is_valid(text: str) -> bool:
 
 def phone_digits(text: str) -> str:
     """A canonical form for comparing numbers: E.164 digits for Finnish numbers."""
-    compact = text.translate(_PHONE_JUNK)
+    compact = text.translate(PHONE_JUNK)
     m = _FI_PREFIX.fullmatch(compact)
     return "+358" + m[1] if m else compact
 

@@ -15,11 +15,12 @@ import datetime as dt
 import hashlib
 import io
 import os
+import pickle
 import re
+import sys
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,14 +147,22 @@ def _formula_cells_by_sheet(
     """(column, row) of every formula cell in the given sheets' parts.
 
     Runs beside python-calamine in a thread: zlib releases the GIL while it inflates, so on
-    a multi-core machine the scan costs almost nothing extra.
+    a multi-core machine the scan costs little extra. The XML is read in chunks, so a
+    100,000-row sheet never sits in memory whole a second time.
     """
     found: dict[str, list[tuple[int, int]]] = {}
+    chunk = 4 << 20
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         for name, part in parts.items():
-            xml = zf.read(part)
-            if _has_formula(xml):
-                found[name] = _formula_refs(xml)
+            with zf.open(part) as fh:
+                tail = b""
+                while block := fh.read(chunk):
+                    window = tail + block
+                    if _has_formula(window):
+                        # Rare: a formula in a data sheet. Locate them all in the whole part.
+                        found[name] = _formula_refs(zf.read(part))
+                        break
+                    tail = window[-64:]
     return found
 
 
@@ -166,6 +175,44 @@ def _has_formula(xml: bytes) -> bool:
                 return True
             pos = xml.find(tag, pos + 2)
     return False
+
+
+def _start_formula_scan(
+    data: bytes, parts: Mapping[str, str]
+) -> Callable[[], dict[str, list[tuple[int, int]]] | None]:
+    """Start the formula scan beside python-calamine; returns a function that collects it.
+
+    python-calamine holds the GIL while it parses, so a thread would only wait for it. On
+    Linux a forked child (sharing the already-read bytes copy-on-write, no pickling) uses
+    the second core and sends back only the cell positions. Elsewhere fork is unsafe or
+    slow, and the scan runs when collected. The collector returns None if the scan failed.
+    """
+    if not sys.platform.startswith("linux"):
+        return lambda: _formula_cells_by_sheet(data, parts)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: scan, send, vanish without running the parent's cleanup
+        code = 0
+        try:
+            os.close(read_end)
+            payload = pickle.dumps(_formula_cells_by_sheet(data, parts))
+            with os.fdopen(write_end, "wb") as out:
+                out.write(payload)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+
+    def collect() -> dict[str, list[tuple[int, int]]] | None:
+        with os.fdopen(read_end, "rb") as fh:
+            payload = fh.read()
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0 or not payload:
+            return None
+        result: dict[str, list[tuple[int, int]]] = pickle.loads(payload)
+        return result
+
+    return collect
 
 
 def read_register(path: Path | str) -> Register:
@@ -197,8 +244,8 @@ def _read_register(path: Path) -> Register:
             f"{path.name}: the workbook's sheet list is damaged. / Työkirja on vioittunut."
         ) from None
     data_parts = {n: parts[n] for n in names if n in parts and match_sheet(n) in DATA_SHEETS}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        formulas_future = pool.submit(_formula_cells_by_sheet, data, data_parts)
+    collect_formulas = _start_formula_scan(data, data_parts)
+    try:
         tables: dict[str, Table] = {}
         merged: dict[str, list[str]] = {}
         other: dict[str, tuple[tuple[int, int], list[list[Any]]]] = {}
@@ -223,12 +270,12 @@ def _read_register(path: Path) -> Register:
                     f"{column_letter(a[1])}{a[0] + 1}:{column_letter(b[1])}{b[0] + 1}"
                     for a, b in ranges
                 ]
-        try:
-            formulas = formulas_future.result()
-        except Exception:
-            raise UnusableWorkbook(
-                f"{path.name}: a sheet of the workbook is damaged. / Työkirja on vioittunut."
-            ) from None
+    finally:
+        formulas = collect_formulas()
+    if formulas is None:
+        raise UnusableWorkbook(
+            f"{path.name}: a sheet of the workbook is damaged. / Työkirja on vioittunut."
+        )
     formula_cells: dict[str, list[str]] = {}
     for table in tables.values():
         known = {table.first_col + i for i in table.columns.values()}
