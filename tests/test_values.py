@@ -120,3 +120,17 @@ def test_hetu_rejects_wrong_check_impossible_date_and_embedded():
     assert values.find_hetus(wrong) == []
     assert values.find_hetus(hetu("310252", "-", "308")) == []
     assert values.find_hetus("X" + good) == []
+
+
+@given(st.lists(st.text(alphabet="0123456789 +-()\n", max_size=16), max_size=30))
+def test_column_phone_check_agrees_with_per_cell(texts):
+    """Property: the whole-column phone check flags exactly what the per-cell check does."""
+    expected = {t for t in texts if not values.phone_is_valid(t.strip())}
+    assert values.invalid_phones(texts) == expected
+
+
+@given(st.lists(st.one_of(st.emails(), st.text(max_size=20)), max_size=30))
+def test_column_email_check_agrees_with_per_cell(texts):
+    """Property: the whole-column e-mail check flags exactly what the per-cell check does."""
+    expected = {t for t in texts if not values.email_is_valid(t.strip())}
+    assert values.invalid_emails(texts) == expected

@@ -7,6 +7,7 @@ loop keeps the per-cell cost to a type test or a compiled regex).
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -177,6 +178,11 @@ def check_cells(table: Table, today: dt.date, lang: str) -> Iterator[Finding]:
         if not table.has(col.key) or col.written_by_sheetreg:
             continue
         data = columns[table.columns[col.key]]
+        batch = _BATCH_CHECKS.get(col.kind)
+        checker = _CHECKS.get(col.kind)
+        future = (table.spec.key, col.key) in FUTURE_CHECKED
+        if not (col.required or batch or checker or future):
+            continue
         distinct = table.distinct(table.columns[col.key])
         letter = table.letter(col.key)
 
@@ -192,19 +198,23 @@ def check_cells(table: Table, today: dt.date, lang: str) -> Iterator[Finding]:
             )
 
         if col.required:
-            blanks = {
-                v for v in distinct if v == "" or v is None or (v.__class__ is str and v.isspace())
-            }
+            blanks = _blank_values(distinct)
             if blanks:
                 for i in rows:
                     if data[i] in blanks:
                         yield at(i, "missing-value", **_labels(col))
-        checker = _CHECKS.get(col.kind)
-        if checker is not None:
+        if batch is not None:
+            bad = batch(distinct)
+            if bad:
+                for i in rows:
+                    code = bad.get(data[i])
+                    if code is not None:
+                        yield at(i, code, **_params(code, col))
+        elif checker is not None:
             judge = partial(_swap, checker, col)
             for i, code in _flagged(data, distinct, rows, judge):
                 yield at(i, code, **_params(code, col))
-        if (table.spec.key, col.key) in FUTURE_CHECKED:
+        if future:
             for i, code in _flagged(data, distinct, rows, partial(_future, today=today)):
                 yield at(
                     i,
@@ -213,6 +223,46 @@ def check_cells(table: Table, today: dt.date, lang: str) -> Iterator[Finding]:
                     today_en=today.isoformat(),
                     **_labels(col),
                 )
+
+
+def _blank_values(distinct: set[Any]) -> set[Any]:
+    """The values among ``distinct`` that count as empty: "" and white space only."""
+    try:
+        joined = "\n".join(distinct)  # C speed when the column is all text
+    except TypeError:
+        joined = "\n".join([v for v in distinct if v.__class__ is str])
+    found: set[Any] = set(_WHITESPACE_LINES.findall(joined)) & distinct
+    found.update(v for v in ("", None) if v in distinct)
+    return found
+
+
+_WHITESPACE_LINES = re.compile(r"^[^\S\n]+$", re.MULTILINE)
+
+
+def _phone_batch(distinct: set[Any]) -> dict[Any, str]:
+    """Numbers lost their leading zero; text is judged by the +358 rule / phonenumbers."""
+    bad: dict[Any, str] = {}
+    texts = []
+    for v in distinct:
+        if v.__class__ is str:
+            if v:
+                texts.append(v)
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            bad[v] = "phone-stored-as-number"
+        elif v is not None:
+            bad[v] = "invalid-phone"
+    bad.update(dict.fromkeys(values.invalid_phones(texts), "invalid-phone"))
+    return bad
+
+
+def _email_batch(distinct: set[Any]) -> dict[Any, str]:
+    """Every non-text value and every text email-validator would reject."""
+    texts = [v for v in distinct if v.__class__ is str and v]
+    bad: dict[Any, str] = {
+        v: "invalid-email" for v in distinct if v.__class__ is not str and v is not None
+    }
+    bad.update(dict.fromkeys(values.invalid_emails(texts), "invalid-email"))
+    return bad
 
 
 def _swap(checker: Callable[[Any, Column], str | None], col: Column, raw: Any) -> str | None:
@@ -235,20 +285,6 @@ def _params(code: str, col: Column) -> dict[str, str]:
             **_labels(col),
         }
     return _labels(col)
-
-
-def _check_phone(raw: Any, col: Column) -> str | None:
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return "phone-stored-as-number"
-    if not isinstance(raw, str) or not values.phone_is_valid(raw.strip()):
-        return "invalid-phone"
-    return None
-
-
-def _check_email(raw: Any, col: Column) -> str | None:
-    if not isinstance(raw, str) or not values.email_is_valid(raw.strip()):
-        return "invalid-email"
-    return None
 
 
 def _check_postal(raw: Any, col: Column) -> str | None:
@@ -283,9 +319,13 @@ def _check_money(raw: Any, col: Column) -> str | None:
     return None
 
 
+# Whole-column judges: {bad value: code} over a column's distinct values.
+_BATCH_CHECKS: dict[Kind, Callable[[set[Any]], dict[Any, str]]] = {
+    Kind.PHONE: _phone_batch,
+    Kind.EMAIL: _email_batch,
+}
+
 _CHECKS: dict[Kind, Callable[[Any, Column], str | None]] = {
-    Kind.PHONE: _check_phone,
-    Kind.EMAIL: _check_email,
     Kind.POSTAL: _check_postal,
     Kind.DATE: _check_date,
     Kind.YESNO: _check_choice,
@@ -493,9 +533,9 @@ def check_hetu(register: Register, lang: str) -> Iterator[Finding]:
     for table in register.tables.values():
         keys = {idx: key for key, idx in table.columns.items()}
         for idx, column in enumerate(table.columns_data()):
-            # One regex pass over the column's distinct texts; map hits back to rows only on
-            # a match (rare: a HETU does not belong in the register at all).
-            texts = table.distinct(idx)
+            # One regex pass over the column's text; map hits back to rows only on a match
+            # (rare: a HETU does not belong in the register at all).
+            texts = table.distinct_if_known(idx) or column
             try:
                 joined = "\n".join(texts)  # C speed when the column is all text
             except TypeError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from sheetreg.schema import YES_NO, Choice, match_choice
@@ -141,7 +142,15 @@ def _region_descs(region: str) -> tuple[Any, list[Any]]:
 
 
 def _length_guard(lengths: Any) -> str:
-    return "(?=(?:" + "|".join(f"\\d{{{n}}}" for n in sorted(set(lengths))) + ")$)"
+    """A lookahead allowing exactly these digit counts, as ranges (cheaper to match)."""
+    runs: list[list[int]] = []
+    for n in sorted(set(lengths)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    parts = [f"\\d{{{a}}}" if a == b else f"\\d{{{a},{b}}}" for a, b in runs]
+    return "(?=(?:" + "|".join(parts) + ")$)"
 
 
 @functools.cache
@@ -257,3 +266,41 @@ def postal_is_valid(raw: Any) -> bool:
         text = raw.strip()
         return len(text) == 5 and text.isascii() and text.isdigit()
     return False
+
+
+# --- whole columns at once -----------------------------------------------------------------
+# A register column holds up to 100,000 values. Joining them into one text and letting a
+# compiled pattern pick out the lines that certainly pass costs a few C-level passes instead
+# of a Python call per cell; only what the fast pass does not accept is judged one by one.
+
+
+@functools.cache
+def _fi_lines() -> re.Pattern[str]:
+    return re.compile(r"^(?:\+358|00358|0)(?:" + _fi_valid_pattern().pattern + r")$", re.MULTILINE)
+
+
+_SIMPLE_EMAIL_LINES = re.compile(
+    r"^(?=[^@\n]{1,64}@)(?=[^\n]{1,254}$)" + _SIMPLE_EMAIL.pattern + "$", re.MULTILINE
+)
+
+
+def invalid_phones(texts: Iterable[str]) -> set[str]:
+    """The texts that are not valid phone numbers (same verdicts as :func:`phone_is_valid`)."""
+    texts = list(texts)
+    compacts = [t.translate(PHONE_JUNK) for t in texts]
+    valid = set(_fi_lines().findall("\n".join(compacts)))
+    return {
+        t
+        for t, c in zip(texts, compacts, strict=True)
+        if c not in valid and not phone_is_valid(t.strip())
+    }
+
+
+def invalid_emails(texts: Iterable[str]) -> set[str]:
+    """The texts that are not valid e-mail addresses (same verdicts as email_is_valid)."""
+    texts = list(texts)
+    stripped = [t.strip() for t in texts]
+    valid = set(_SIMPLE_EMAIL_LINES.findall("\n".join(stripped)))
+    return {
+        t for t, s in zip(texts, stripped, strict=True) if s not in valid and not email_is_valid(s)
+    }
