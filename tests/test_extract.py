@@ -401,3 +401,59 @@ def test_libreoffice_opens_the_extract(register_file, tmp_path):
     text = csv.read_text(encoding="utf-8", errors="replace")
     assert "Art. 15(1)(a)" in text and "Art. 15(1)(h)" in text
     assert "A1001" in text
+
+
+def test_retention_names_what_keeps_her_data(tmp_path):
+    """Open invoices, debt collection and the Accounting Act date appear, in fi and en."""
+    path = build_register(
+        tmp_path / "r.xlsx",
+        clients=[client(end=D(2026, 6, 30))],
+        invoices=[
+            {"invoice_number": "1", "client_id": "A1001", "invoice_date": D(2026, 5, 2),
+             "amount": 90.0},
+            {"invoice_number": "2", "client_id": "A1001", "invoice_date": D(2026, 6, 2),
+             "amount": 90.0, "debt_collection": "Kyllä"},
+            {"invoice_number": "3", "client_id": "A1001", "invoice_date": D(2025, 6, 2),
+             "amount": 90.0, "paid_on": D(2025, 6, 9)},
+        ],
+    )  # fmt: skip
+    register = read_register(path)
+    fi = build_extract(register, "A1001", TODAY, "fi").item("retention")
+    en = build_extract(register, "A1001", TODAY, "en").item("retention")
+    assert fi.data["state"] == en.data["state"] == "ended"
+    assert fi.data["open_invoices"] == 1 and fi.data["in_debt_collection"] == 1
+    assert fi.data["invoices_kept_until"] == "2032-12-31"
+    assert any("Asiakkuutesi päättyi 30.6.2026" in p for p in fi.paragraphs)
+    assert any("1 maksamatonta laskua" in p for p in fi.paragraphs)
+    assert any("31.12.2032" in p and "1336/1997" in p for p in fi.paragraphs)
+    assert any("1 invoices are in debt collection" in p for p in en.paragraphs)
+    assert en.paragraphs[-1].startswith("General retention rule:")
+
+
+def test_narrowed_register_gives_the_same_status_as_the_whole(tmp_path):
+    """The retention status computed on her rows alone equals the one from the whole register."""
+    retention = pytest.importorskip("sheetreg.retention")
+    from sheetreg.demo import make_demo_workbook
+    from sheetreg.extract import _narrowed, client_rows
+
+    path = tmp_path / "demo.xlsx"
+    make_demo_workbook(path, clients=120, today=TODAY)
+    register = read_register(path)
+    whole = retention.client_statuses(register, TODAY)
+    compared = 0
+    for client_id, status in whole.items():
+        rows = {
+            key: client_rows(register.table(key), client_id)
+            for key in ("clients", "invoices", "requests", "disclosures")
+        }
+        if len(rows["clients"]) != 1:
+            continue
+        narrow = retention.client_statuses(_narrowed(register, rows), TODAY)[client_id]
+        assert narrow.state == status.state and narrow.end == status.end
+        assert narrow.erasure_due == status.erasure_due
+        assert [(h.kind, h.until, h.reason, h.fields) for h in narrow.holds] == [
+            (h.kind, h.until, h.reason, h.fields) for h in status.holds
+        ]
+        assert retention.status_text(narrow, "fi") == retention.status_text(status, "fi")
+        compared += 1
+    assert compared > 100

@@ -73,6 +73,14 @@ _TEXT: dict[str, dict[str, str]] = {
         "objection-note": "Suoramarkkinoinnin vastustus on ehdoton (21 art. 3 k.).",
         "erasure-pending": "Poisto odottaa: tee poistosuunnitelma, kun poisto-ominaisuus on "
         "käytössä, tai poista tiedot käsin ottaen huomioon avoimet laskut ja kirjanpitolain.",
+        "erasure-plan-full": "Poistosuunnitelma: {fields} tietoa poistetaan nyt ja "
+        "asiakasnumero korvataan viitteellä; säilytetään: {kept}; ilmoita {recipients} "
+        "vastaanottajalle (19 art.). Tarkista ja toteuta: {command}",
+        "erasure-plan-partial": "Poistosuunnitelma: {fields} tietoa poistetaan nyt, loput kun "
+        "säilytysperuste päättyy; säilytetään: {kept}; ilmoita {recipients} vastaanottajalle "
+        "(19 art.). Tarkista ja toteuta: {command}",
+        "erasure-refused": "Poistoa ei voi tehdä nyt ({codes}). Säilytetään: {kept}. Kerro "
+        "asiakkaalle syy ja merkitse pyyntö.",
         "fix-row": "Korjaa pyynnön rivi ({cell}), jotta sitä voi käsitellä.",
         "recipients-none": "Tietoja ei ole luovutettu kenellekään.",
         "recipients-some": "Ilmoita vastaanottajille (19 art.): {where}.",
@@ -109,6 +117,14 @@ _TEXT: dict[str, dict[str, str]] = {
         "objection-note": "An objection to direct marketing is absolute (Art. 21(3)).",
         "erasure-pending": "Erasure pending: plan it once the erasure feature is installed, or "
         "erase by hand, minding open invoices and the Accounting Act.",
+        "erasure-plan-full": "Erasure plan: {fields} fields are erased now and the client ID "
+        "becomes a pseudonymous reference; kept: {kept}; tell {recipients} recipients "
+        "(Art. 19). Review and execute: {command}",
+        "erasure-plan-partial": "Erasure plan: {fields} fields are erased now, the rest when "
+        "the holds end; kept: {kept}; tell {recipients} recipients (Art. 19). Review and "
+        "execute: {command}",
+        "erasure-refused": "The erasure cannot be done now ({codes}). Kept: {kept}. Tell the "
+        "person why and mark the request.",
         "fix-row": "Fix the request's row ({cell}) so that it can be handled.",
         "recipients-none": "The data were not disclosed to anyone.",
         "recipients-some": "Tell the recipients (Art. 19): {where}.",
@@ -430,7 +446,7 @@ def _read_item(ctx: _Context, i: int) -> RequestItem:
     )
     action, todo = _next_step(ctx, item)
     if notice_by is not None and item.status == "open":
-        todo = f"{todo} {text(lang, 'extension-notice', date=format_date(notice_by, lang))}"
+        todo = f"{text(lang, 'extension-notice', date=format_date(notice_by, lang))} {todo}"
     return dataclasses.replace(item, action=action, todo=todo)
 
 
@@ -529,11 +545,45 @@ def _default_erasure_handover() -> ErasureHandover:
     return _retention_erasure
 
 
+_HOLD_WORDS = {
+    "open-invoice": ("avoin lasku", "open invoice"),
+    "debt-collection": ("perintä", "debt collection"),
+    "manual-hold": ("säilytysmerkintä", "recorded hold"),
+    "accounting-retention": ("kirjanpitolaki", "Accounting Act"),
+}
+
+
 def _retention_erasure(
     register: Register, item: RequestItem, today: dt.date, lang: str
 ) -> tuple[str, str]:
-    """Hand an Erasure request over to the retention feature's erasure plan."""
-    return _pending_erasure(register, item, today, lang)  # filled in once retention.py lands
+    """Hand an Erasure request over to the retention feature's erasure plan (a summary).
+
+    The summary names kinds of holds, dates, counts and the command to run, never a cell's
+    text: a hold reason is free text and may name someone.
+    """
+    retention = importlib.import_module("sheetreg.retention")
+    plan = retention.plan_erasure(register, item.client_id or "", today, "request", lang=lang)
+    command = f"sheetreg erase {register.path.name} --client {item.client_id} --reason request"
+    kept = []
+    for hold in plan.kept:
+        label = _HOLD_WORDS.get(hold.kind, (hold.kind, hold.kind))[0 if lang == "fi" else 1]
+        if hold.until is not None:
+            day = format_date(hold.until, lang)
+            label += f" {day} asti" if lang == "fi" else f" until {day}"
+        if label not in kept:
+            kept.append(label)
+    if not plan.allowed:
+        codes = ", ".join(sorted({r.code for r in plan.refusals})) or "-"
+        return "erasure-plan", text(lang, "erasure-refused", codes=codes, kept="; ".join(kept))
+    todo = text(
+        lang,
+        "erasure-plan-" + ("full" if plan.scope == "full" else "partial"),
+        fields=len(plan.erased_fields),
+        kept="; ".join(kept) or "-",
+        recipients=len(plan.recipients),
+        command=command,
+    )
+    return "erasure-plan", todo
 
 
 def outcome_text(folder: str, made_on: dt.date, lang: str) -> str:
