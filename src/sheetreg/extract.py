@@ -1171,3 +1171,40 @@ def search_clients(register: Register, query: str, limit: int = 20) -> list[Cand
         )
         (exact if _fold(cid) == _fold(query) else found).append(candidate)
     return (exact + found)[:limit]
+
+
+def demo_client(register: Register) -> str | None:
+    """The client a demo shows an extract of: the first Access request's, else the first."""
+    from collections import Counter
+
+    from sheetreg.schema import REQUEST_TYPES
+
+    clients = register.table("clients")
+    if clients is None or not clients.has("client_id"):
+        return None
+    counts = Counter(_id(raw) for raw in clients.column_values("client_id"))
+    unique = [cid for cid, n in counts.items() if cid and n == 1]
+    requests = register.table("requests")
+    for i in requests.nonblank_rows() if requests is not None else []:
+        assert requests is not None
+        try:
+            kind = values.as_choice(requests.get(i, "type"), REQUEST_TYPES)
+        except ValueError:
+            continue
+        cid = requests.text(i, "client_id")
+        if kind is not None and kind.key == "access" and cid and counts.get(cid) == 1:
+            return cid
+    return unique[0] if unique else None
+
+
+def make_demo_extract(
+    workbook: Path, *, today: dt.date, lang: str | None = None
+) -> ExtractFiles | None:
+    """One access extract for `sheetreg demo`, beside the demo workbook; None without clients."""
+    from sheetreg.workbook import read_register
+
+    register = read_register(workbook)
+    client_id = demo_client(register)
+    if client_id is None:
+        return None
+    return make_extract(register, client_id, today=today, lang=lang)
