@@ -57,6 +57,7 @@ class DemoSummary:
 def run_demo(folder: Path, *, clients: int, lang: str, today: dt.date) -> DemoSummary:
     """Make (or remake) the demo register in ``folder`` and run sheetreg's checks on it."""
     from sheetreg.demo import make_demo_workbook
+    from sheetreg.extract import make_demo_extract
     from sheetreg.validate import validate
     from sheetreg.workbook import read_register
 
@@ -81,12 +82,9 @@ def run_demo(folder: Path, *, clients: int, lang: str, today: dt.date) -> DemoSu
     report_path.write_text(
         json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8"
     )
-    label = "Tarkistusraportti" if lang == "fi" else "Validation report"
-    return DemoSummary(
-        folder,
-        path,
-        lang,
-        clients,
-        report.summary()["by_code"],
-        {label: report_path},
-    )
+    fi = lang == "fi"
+    files: dict[str, Path] = {("Tarkistusraportti" if fi else "Validation report"): report_path}
+    extract = make_demo_extract(path, today=today, lang=lang)
+    if extract is not None:
+        files["Tarkastusote" if fi else "Access extract"] = extract.folder
+    return DemoSummary(folder, path, lang, clients, report.summary()["by_code"], files)
