@@ -1,0 +1,169 @@
+"""Benchmark of the lossless writer (sheetreg.xlsxpatch) against an openpyxl round trip.
+
+Generates registers of 20,000 and 100,000 clients (16 columns of Finnish-ish text, numbers
+and dates, saved by XlsxWriter with a shared-string table, the way Excel saves) in a temporary
+folder, then measures, each case in its own subprocess so that peak memory (ru_maxrss) is the
+case's own:
+
+  flag-all   patch_workbook + verify_patch + writing the result, one status text per row in
+             the empty 17th column (the weekly job flagging every client)
+  erase      emptying 10 cells of one client row, with shared-string garbage collection,
+             residue search, verification and writing
+  openpyxl   load_workbook + the same flag-all edits + save (what a naive writer costs)
+
+Usage: .venv/bin/python benchmarks/bench_write.py [--sizes 20000,100000]
+Targets: flag-all <= 1 s at 20,000 and <= 5 s at 100,000 rows, >= 4x faster than openpyxl,
+peak <= 400 MiB at 100,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import xlsxwriter
+
+SHEET = "Asiakkaat"
+HEADERS = [
+    "Asiakasnumero",
+    "Etunimi",
+    "Sukunimi",
+    "Puhelin",
+    "Sähköposti",
+    "Katuosoite",
+    "Postinumero",
+    "Postitoimipaikka",
+    "Laskutustapa",
+    "Asiakkuus alkoi",
+    "Asiakkuus päättyi",
+    "Kyselylupa",
+    "Suoramarkkinointikielto",
+    "Yhteistyökumppani",
+    "Käyntejä",
+    "Saldo (€)",
+]
+FIRST = ["Aino", "Eero", "Helmi", "Juho", "Kaisa", "Lauri", "Minna", "Olli", "Sanna", "Veikko"]
+LAST = ["Virtanen", "Korhonen", "Mäkinen", "Nieminen", "Hämäläinen", "Laine", "Heikkinen"]
+CITIES = [("33100", "Tampere"), ("00100", "Helsinki"), ("20100", "Turku"), ("40100", "Jyväskylä")]
+STREETS = ["Hämeenkatu", "Satakunnankatu", "Pirkankatu", "Kauppakatu", "Rautatienkatu"]
+PARTNERS = ["", "", "", "Perintä Oy", "Kela", "Työterveys Pirkanmaa"]
+STATUS_COL = "Q"  # the 17th column: empty in the generated file
+
+
+def make_register(path: Path, clients: int, seed: int = 1) -> None:
+    """A 16-column client register of ``clients`` rows, as Excel would save it."""
+    rnd = random.Random(seed)
+    wb = xlsxwriter.Workbook(str(path))
+    date_fmt = wb.add_format({"num_format": "d.m.yyyy"})
+    money = wb.add_format({"num_format": "#,##0.00"})
+    ws = wb.add_worksheet(SHEET)
+    ws.write_row(0, 0, HEADERS)
+    base = dt.datetime(2019, 1, 1)
+    for i in range(clients):
+        r = i + 1
+        first, last = rnd.choice(FIRST), rnd.choice(LAST)
+        postal, city = rnd.choice(CITIES)
+        start = base + dt.timedelta(days=rnd.randrange(2500))
+        ws.write_string(r, 0, f"A{100000 + i}")
+        ws.write_string(r, 1, first)
+        ws.write_string(r, 2, last)
+        ws.write_string(r, 3, f"040 {1000000 + i:07d}")
+        ws.write_string(r, 4, f"{first.lower()}.{i}@example.fi")
+        ws.write_string(r, 5, f"{rnd.choice(STREETS)} {rnd.randrange(1, 80)} A {i % 30}")
+        ws.write_string(r, 6, postal)
+        ws.write_string(r, 7, city)
+        ws.write_string(r, 8, rnd.choice(["Sähköposti", "Paperilasku", "Verkkolasku"]))
+        ws.write_datetime(r, 9, start, date_fmt)
+        if rnd.random() < 0.3:
+            ws.write_datetime(r, 10, start + dt.timedelta(days=rnd.randrange(30, 900)), date_fmt)
+        ws.write_string(r, 11, rnd.choice(["Kyllä", "Ei"]))
+        ws.write_string(r, 12, rnd.choice(["Kyllä", "Ei", "Ei", "Ei"]))
+        partner = rnd.choice(PARTNERS)
+        if partner:
+            ws.write_string(r, 13, partner)
+        ws.write_number(r, 14, rnd.randrange(1, 60))
+        ws.write_number(r, 15, round(rnd.uniform(-200, 500), 2), money)
+    wb.close()
+
+
+def _flag_edits(clients: int) -> list:
+    from sheetreg.xlsxpatch import CellEdit
+
+    return [CellEdit(SHEET, f"{STATUS_COL}{r}", "Tarkista") for r in range(2, clients + 2)]
+
+
+def run_case(case: str, path: Path, clients: int) -> dict[str, float]:
+    """Run one case in this process; returns wall seconds and peak RSS in MiB."""
+    out = path.with_name(f"{path.stem}.{case}.xlsx")
+    t0 = time.perf_counter()
+    if case == "openpyxl":
+        import openpyxl
+
+        wb = openpyxl.load_workbook(path)
+        ws = wb[SHEET]
+        for r in range(2, clients + 2):
+            ws[f"{STATUS_COL}{r}"] = "Tarkista"
+        wb.save(out)
+    else:
+        from sheetreg.xlsxpatch import CellEdit, patch_workbook, verify_patch
+
+        data = path.read_bytes()
+        if case == "flag-all":
+            edits = _flag_edits(clients)
+        else:
+            row = clients // 2
+            edits = [CellEdit(SHEET, f"{col}{row}", None) for col in "ABCDEFGHIJ"]
+        result = patch_workbook(data, edits)
+        verify_patch(data, result, edits)
+        out.write_bytes(result.data)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"wall": wall, "peak_mib": peak, "size_mib": out.stat().st_size / 2**20}
+
+
+def _in_subprocess(case: str, path: Path, clients: int) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--case", case, "--file", str(path), "--clients", str(clients)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Generate the registers, run every case in a subprocess and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default="20000,100000")
+    parser.add_argument("--case")
+    parser.add_argument("--file", type=Path)
+    parser.add_argument("--clients", type=int)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args.file, args.clients)))
+        return
+    with tempfile.TemporaryDirectory(prefix="sheetreg-bench-") as tmp:
+        print(f"{'clients':>8} {'case':<9} {'wall s':>8} {'peak MiB':>9} {'file MiB':>9}  note")
+        for clients in (int(s) for s in args.sizes.split(",")):
+            path = Path(tmp) / f"register-{clients}.xlsx"
+            make_register(path, clients)
+            results = {}
+            for case in ("flag-all", "erase", "openpyxl"):
+                results[case] = res = _in_subprocess(case, path, clients)
+                note = ""
+                if case == "openpyxl":
+                    ratio = res["wall"] / results["flag-all"]["wall"]
+                    note = f"flag-all is {ratio:.1f}x faster"
+                print(
+                    f"{clients:>8} {case:<9} {res['wall']:>8.2f} {res['peak_mib']:>9.0f} "
+                    f"{res['size_mib']:>9.1f}  {note}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

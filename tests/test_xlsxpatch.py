@@ -1,0 +1,1137 @@
+"""The lossless package patcher: an edit changes that cell and nothing else, in real files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import openpyxl
+import pytest
+import python_calamine as pc
+import xlsxwriter
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sheetreg.errors import FidelityError, PatchError
+from sheetreg.xlsxpatch import (
+    CellEdit,
+    PatchResult,
+    Residue,
+    find_text,
+    patch_workbook,
+    read_cells,
+    sheet_parts,
+    verify_patch,
+)
+
+from conftest import CORPUS, soffice_convert
+
+MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def members(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def col_letter(n: int) -> str:
+    out = ""
+    while n:
+        n, rem = divmod(n - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+def calamine_cells(data: bytes, sheet: str) -> dict[str, object]:
+    """Every non-empty cell of ``sheet`` as python-calamine reads it, keyed A1-style."""
+    wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    rows = wb.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+    return {
+        f"{col_letter(c + 1)}{r + 1}": v
+        for r, row in enumerate(rows)
+        for c, v in enumerate(row)
+        if v != ""
+    }
+
+
+def all_calamine_cells(data: bytes) -> dict[str, dict[str, object]]:
+    wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    return {name: calamine_cells(data, name) for name in wb.sheet_names}
+
+
+def openpyxl_value(data: bytes, sheet: str, ref: str) -> object:
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    return wb[sheet][ref].value
+
+
+def patched(data: bytes, edits: list[CellEdit]) -> PatchResult:
+    """Patch and run the fidelity check, as the writer always does."""
+    result = patch_workbook(data, edits)
+    verify_patch(data, result, edits)
+    return result
+
+
+def contains_anywhere(data: bytes, text: str) -> list[str]:
+    """Members whose bytes contain ``text`` (case-insensitive), XML-escaped or not."""
+    needle = text.casefold()
+    hits = []
+    for name, raw in members(data).items():
+        body = raw.decode("utf-8", "replace").casefold()
+        escaped = needle.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        if needle in body or escaped in body:
+            hits.append(name)
+    return hits
+
+
+def sheet_xml(data: bytes, sheet: str) -> str:
+    return members(data)[sheet_parts(data)[sheet]].decode()
+
+
+def rezip(data: bytes, change: dict[str, bytes | None]) -> bytes:
+    """A copy of a package with members replaced (or dropped when None), order kept."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for info in src.infolist():
+            if info.filename in change:
+                content = change[info.filename]
+                if content is None:
+                    continue
+            else:
+                content = src.read(info.filename)
+            dst.writestr(info, content)
+    return out.getvalue()
+
+
+# --- hand-made packages for the corner cases other writers produce -------------------------
+
+STYLES = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    f'<styleSheet xmlns="{MAIN_NS}"><numFmts count="1"><numFmt numFmtId="164" '
+    'formatCode="0.000"/></numFmts><fonts count="1"><font><sz val="11"/></font></fonts>'
+    '<fills count="1"><fill><patternFill patternType="none"/></fill></fills>'
+    '<borders count="1"><border/></borders><cellStyleXfs count="1"><xf numFmtId="0" '
+    'fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="2"><xf numFmtId="0" '
+    'fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="164" fontId="0" fillId="0" '
+    'borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs></styleSheet>'
+)
+
+
+def handmade(
+    sheets: dict[str, str],
+    *,
+    strings: list[str] | None = None,
+    prefix: str = "",
+    absolute_targets: bool = False,
+    date1904: bool = False,
+    calc_chain: str | None = None,
+    styles: str = STYLES,
+) -> bytes:
+    """A minimal package with the given sheetData bodies (written with ``prefix``)."""
+    p = f"{prefix}:" if prefix else ""
+    xmlns = f'xmlns:{prefix}="{MAIN_NS}"' if prefix else f'xmlns="{MAIN_NS}"'
+    rel_ns = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    files: dict[str, str] = {}
+    overrides = [
+        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
+        'officedocument.spreadsheetml.sheet.main+xml"/>',
+        '<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-'
+        'officedocument.spreadsheetml.styles+xml"/>',
+    ]
+    rels = [
+        f'<Relationship Id="rIdS" Type="{rel_ns}/styles" Target="'
+        + ("/xl/styles.xml" if absolute_targets else "styles.xml")
+        + '"/>'
+    ]
+    sheet_els = []
+    for i, (name, body) in enumerate(sheets.items(), start=1):
+        part = f"xl/worksheets/sheet{i}.xml"
+        files[part] = (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            f'<{p}worksheet {xmlns} xmlns:r="{rel_ns}"><{p}dimension ref="A1"/>'
+            f"{body}</{p}worksheet>"
+        )
+        overrides.append(
+            f'<Override PartName="/{part}" ContentType="application/vnd.openxmlformats-'
+            'officedocument.spreadsheetml.worksheet+xml"/>'
+        )
+        target = f"/{part}" if absolute_targets else f"worksheets/sheet{i}.xml"
+        rels.append(f'<Relationship Id="rId{i}" Type="{rel_ns}/worksheet" Target="{target}"/>')
+        sheet_els.append(f'<{p}sheet name="{name}" sheetId="{i}" r:id="rId{i}"/>')
+    if strings is not None:
+        items = "".join(f"<{p}si><{p}t>{s}</{p}t></{p}si>" for s in strings)
+        files["xl/sharedStrings.xml"] = (
+            f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><{p}sst {xmlns} '
+            f'count="{len(strings)}" uniqueCount="{len(strings)}">{items}</{p}sst>'
+        )
+        overrides.append(
+            '<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.'
+            'openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>'
+        )
+        rels.append(
+            f'<Relationship Id="rIdT" Type="{rel_ns}/sharedStrings" Target="sharedStrings.xml"/>'
+        )
+    if calc_chain is not None:
+        files["xl/calcChain.xml"] = (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+            f'<calcChain xmlns="{MAIN_NS}">{calc_chain}</calcChain>'
+        )
+        overrides.append(
+            '<Override PartName="/xl/calcChain.xml" ContentType="application/vnd.'
+            'openxmlformats-officedocument.spreadsheetml.calcChain+xml"/>'
+        )
+        rels.append(f'<Relationship Id="rIdC" Type="{rel_ns}/calcChain" Target="calcChain.xml"/>')
+    pr = f'<{p}workbookPr date1904="1"/>' if date1904 else ""
+    files["xl/workbook.xml"] = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<{p}workbook {xmlns} xmlns:r="{rel_ns}">{pr}<{p}sheets>{"".join(sheet_els)}'
+        f"</{p}sheets></{p}workbook>"
+    )
+    files["xl/_rels/workbook.xml.rels"] = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="'
+        f'http://schemas.openxmlformats.org/package/2006/relationships">{"".join(rels)}'
+        "</Relationships>"
+    )
+    files["xl/styles.xml"] = styles
+    files["_rels/.rels"] = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="'
+        'http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" '
+        f'Type="{rel_ns}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+    )
+    files["[Content_Types].xml"] = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Types xmlns="http://schemas.'
+        'openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType='
+        '"application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+        f'ContentType="application/xml"/>{"".join(overrides)}</Types>'
+    )
+    order = ["[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/_rels/workbook.xml.rels"]
+    order += [n for n in files if n not in order]
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in order:
+            z.writestr(zipfile.ZipInfo(name, (2020, 5, 17, 10, 30, 0)), files[name])
+    return out.getvalue()
+
+
+# --- a register as XlsxWriter saves it (the way Excel does: shared strings) ------------------
+
+FIRST = ["Aino", "Eero", "Helmi", "Ilmari", "Kaarina", "Lauri", "Maija", "Onni", "Saara", "Veikko"]
+LAST = ["Virtanen", "Korhonen", "Mäkinen", "Nieminen", "Hämäläinen", "Laine", "Heikkinen"]
+HEADERS = [
+    "Asiakasnumero",
+    "Etunimi",
+    "Sukunimi",
+    "Puhelin",
+    "Sähköposti",
+    "Katuosoite",
+    "Postinumero",
+    "Postitoimipaikka",
+    "Asiakkuus alkoi",
+    "Kyselylupa",
+    "Lisätiedot",
+    "Tietosuojatila",
+]
+SECRET = "Zyxwvut Erityisnimi"  # a unique surname: the erasure tests look for it everywhere
+
+
+def make_register(
+    path: Path,
+    rows: int = 200,
+    *,
+    comment: bool = False,
+    doc_title: bool = False,
+    table: bool = False,
+) -> Path:
+    """A Clients sheet of ``rows`` clients plus an Invoices sheet sharing strings with it."""
+    wb = xlsxwriter.Workbook(str(path))
+    if doc_title:
+        wb.set_properties({"title": f"Asiakas {SECRET}"})
+    date_fmt = wb.add_format({"num_format": "d.m.yyyy"})
+    bold = wb.add_format({"bold": True})
+    ws = wb.add_worksheet("Asiakkaat")
+    ws.set_column(11, 11, 20, bold)  # Tietosuojatila: a column style new cells inherit
+    data = []
+    for i in range(rows):
+        first, last = FIRST[i % len(FIRST)], LAST[i % len(LAST)]
+        if i == 7:
+            last = SECRET
+        data.append(
+            [
+                f"A{1000 + i}",
+                first,
+                last,
+                f"040 {i:03d} {i * 7 % 10000:04d}",
+                f"{first.lower()}.{i}@example.fi",
+                f"Hämeenkatu {i % 40 + 1}",
+                f"{33100 + i % 50:05d}",
+                "Tampere" if i % 3 else "Nokia",
+                dt.date(2020, 1, 1) + dt.timedelta(days=i * 3),
+                "Kyllä" if i % 2 else "Ei",
+                None,
+            ]
+        )
+    if table:
+        ws.add_table(
+            0, 0, rows, len(HEADERS) - 2, {"columns": [{"header": h} for h in HEADERS[:-1]]}
+        )
+    for c, h in enumerate(HEADERS):
+        ws.write_string(0, c, h, bold)
+    for r, row in enumerate(data, start=1):
+        for c, v in enumerate(row):
+            if v is None:
+                continue
+            if isinstance(v, dt.date):
+                ws.write_datetime(r, c, dt.datetime.combine(v, dt.time()), date_fmt)
+            else:
+                ws.write_string(r, c, v)
+    ws.set_row(rows + 2, 30)  # an empty row that exists only for its height
+    if comment:
+        ws.write_comment(8, 2, f"Soita {SECRET}lle maanantaina")
+    inv = wb.add_worksheet("Laskut")
+    inv.write_row(0, 0, ["Laskunumero", "Asiakasnumero", "Summa", "Maksettu", "Perinnässä"])
+    for i in range(40):
+        inv.write_row(i + 1, 0, [f"L{i:04d}", f"A{1000 + i}", 60.0 + i, None, "Ei"])
+    wb.define_name("Asiakasrekisteri", "=Asiakkaat!$A$1:$L$201")
+    wb.close()
+    return path
+
+
+@pytest.fixture
+def register(tmp_path: Path) -> bytes:
+    """A 200-client register as XlsxWriter writes it."""
+    return make_register(tmp_path / "rekisteri.xlsx").read_bytes()
+
+
+# --- the corpus: every real Excel file, one edit and one emptied cell -----------------------
+
+
+@dataclass(frozen=True)
+class CorpusCase:
+    file: str
+    sheet: str
+    cell: str
+    value: object
+    empty: str | None = None
+
+
+CORPUS_CASES = [
+    CorpusCase("64759.xlsx", "File", "B2", "Suomi", empty="C3"),
+    CorpusCase("51850.xlsx", "comments", "A2", "Uusi arvo", empty="B2"),
+    CorpusCase("61652.xlsx", "Model", "A1", dt.date(2026, 1, 15), empty="C5"),
+    CorpusCase("NewStyleConditionalFormattings.xlsx", "CF", "A5", 99),
+    CorpusCase("49156.xlsx", "1", "K10", 7.25, empty="K11"),
+    CorpusCase("123233_charts.xlsx", "data_Page1_1_2", "B3", 123.5, empty="A6"),
+    CorpusCase("ExcelPivotTableSample.xlsx", "Tabelle1", "F3", 23, empty="A4"),
+    CorpusCase("50867_with_table.xlsx", "Foglio1", "B2", "uusi", empty="C2"),
+    CorpusCase("SimpleMacro.xlsm", "Sheet1", "A1", "Makrotyökirja", empty=None),
+    CorpusCase("54399.xlsx", "Sheet3", "B6", dt.date(2024, 5, 6)),
+    CorpusCase("48923.xlsx", "Sheet1", "B2", True, empty="A2"),
+    CorpusCase("WithTextBox.xlsx", "Sheet1", "C5", "laatikon vieressä"),
+]
+
+
+def test_corpus_cases_cover_every_file():
+    """Each of the twelve corpus files has a fidelity case."""
+    assert {c.file for c in CORPUS_CASES} == {p.name for p in CORPUS.iterdir()}
+
+
+def _same(got: object, want: object) -> bool:
+    if isinstance(want, dt.date) and not isinstance(want, dt.datetime):
+        return got in (want, dt.datetime.combine(want, dt.time()))
+    if isinstance(want, bool):
+        return got is want or got == want
+    return got == want
+
+
+@pytest.mark.parametrize("case", CORPUS_CASES, ids=lambda c: c.file)
+def test_corpus_file_keeps_everything_but_the_edit(case: CorpusCase, tmp_path: Path):
+    """One edit to a real Excel file: other parts byte-identical, other cells unchanged."""
+    src = tmp_path / case.file
+    shutil.copyfile(CORPUS / case.file, src)
+    data = src.read_bytes()
+    edits = [CellEdit(case.sheet, case.cell, case.value)]
+    if case.empty:
+        edits.append(CellEdit(case.sheet, case.empty, None))
+    result = patched(data, edits)
+
+    before, after = members(data), members(result.data)
+    part = sheet_parts(data)[case.sheet]
+    # A new string may land in the slot of the one it replaced: then only the table changes.
+    assert part in result.changed_parts or "xl/sharedStrings.xml" in result.changed_parts
+    assert list(after) == [n for n in before if n in after]
+    for name in before:
+        if name not in result.changed_parts:
+            assert after[name] == before[name], name
+    bookkeeping = {"xl/sharedStrings.xml", "xl/styles.xml", "xl/calcChain.xml"}
+    assert set(result.changed_parts) <= {part, *bookkeeping} | {
+        n for n in before if n.startswith("xl/worksheets/sheet")
+    }
+
+    old_cells, new_cells = all_calamine_cells(data), all_calamine_cells(result.data)
+    edited = {e.cell for e in edits}
+    for name, cells in old_cells.items():
+        if name == case.sheet:
+            keep = {k: v for k, v in cells.items() if k not in edited}
+            assert {k: v for k, v in new_cells[name].items() if k not in edited} == keep
+        else:
+            assert new_cells[name] == cells, name
+    assert _same(new_cells[case.sheet].get(case.cell), case.value)
+    assert _same(openpyxl_value(result.data, case.sheet, case.cell), case.value)
+    if case.empty:
+        assert case.empty not in new_cells[case.sheet]
+        assert openpyxl_value(result.data, case.sheet, case.empty) is None
+
+    with zipfile.ZipFile(io.BytesIO(result.data)) as z, zipfile.ZipFile(src) as orig:
+        old_infos = {i.filename: i for i in orig.infolist()}
+        for info in z.infolist():
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+            assert info.date_time == old_infos[info.filename].date_time
+
+
+def test_threaded_comments_and_vba_survive_byte_for_byte():
+    """Threaded comments, persons and the VBA project are copied, not re-serialised."""
+    for name, parts in [
+        ("64759.xlsx", ["xl/threadedComments/threadedComment1.xml", "xl/persons/person.xml"]),
+        ("SimpleMacro.xlsm", ["xl/vbaProject.bin"]),
+        ("54399.xlsx", ["customXml/item1.xml", "customXml/item2.xml"]),
+    ]:
+        data = (CORPUS / name).read_bytes()
+        sheet = next(iter(sheet_parts(data)))
+        result = patched(data, [CellEdit(sheet, "H9", "x")])
+        for part in parts:
+            assert members(result.data)[part] == members(data)[part]
+
+
+# --- placement of new cells and rows ---------------------------------------------------------
+
+
+def test_insert_into_an_existing_empty_row(register: bytes):
+    """A row element without cells (kept for its height) receives the cell and keeps ht."""
+    row = 203
+    assert re.search(rf'<row r="{row}"[^>]*ht="30"[^>]*/>', sheet_xml(register, "Asiakkaat"))
+    result = patched(register, [CellEdit("Asiakkaat", f"B{row}", "Uusi")])
+    xml = sheet_xml(result.data, "Asiakkaat")
+    assert re.search(rf'<row r="{row}"[^>]*ht="30"[^>]*><c r="B{row}"[^>]*t="s">', xml)
+    assert calamine_cells(result.data, "Asiakkaat")[f"B{row}"] == "Uusi"
+
+
+def test_insert_into_a_row_with_gaps_keeps_column_order():
+    """A cell lands between its neighbours when the row has gaps."""
+    body = (
+        '<sheetData><row r="1" spans="1:5"><c r="A1"><v>1</v></c><c r="E1"><v>5</v></c>'
+        "</row></sheetData>"
+    )
+    data = handmade({"S": body})
+    result = patched(data, [CellEdit("S", "C1", 3), CellEdit("S", "F1", 6)])
+    xml = sheet_xml(result.data, "S")
+    assert re.findall(r'<c r="([A-Z]+)1"', xml) == ["A", "C", "E", "F"]
+    assert 'spans="1:6"' in xml
+    assert calamine_cells(result.data, "S") == {"A1": 1.0, "C1": 3.0, "E1": 5.0, "F1": 6.0}
+
+
+def test_insert_past_the_last_row_grows_the_dimension(register: bytes):
+    """A new row after the last one is appended in order and the dimension covers it."""
+    result = patched(
+        register, [CellEdit("Asiakkaat", "M250", 1), CellEdit("Asiakkaat", "A240", "A9999")]
+    )
+    xml = sheet_xml(result.data, "Asiakkaat")
+    assert '<dimension ref="A1:M250"/>' in xml
+    rows = [int(r) for r in re.findall(r'<row r="(\d+)"', xml)]
+    assert rows == sorted(rows) and rows[-2:] == [240, 250]
+    cells = calamine_cells(result.data, "Asiakkaat")
+    assert cells["M250"] == 1.0 and cells["A240"] == "A9999"
+
+
+def test_insert_between_rows_and_into_empty_sheet_data():
+    """New rows go between existing ones, and into a <sheetData/> that had none."""
+    body = (
+        '<sheetData><row r="2"><c r="A2"><v>2</v></c></row>'
+        '<row r="9"><c r="A9"><v>9</v></c></row></sheetData>'
+    )
+    data = handmade({"S": body, "Tyhjä": "<sheetData/>"})
+    edits = [CellEdit("S", "B5", "viisi"), CellEdit("S", "A1", 1), CellEdit("Tyhjä", "D4", 4)]
+    result = patched(data, edits)
+    assert re.findall(r'<row r="(\d+)"', sheet_xml(result.data, "S")) == ["1", "2", "5", "9"]
+    empty = sheet_xml(result.data, "Tyhjä")
+    assert '<dimension ref="D4"/>' in empty and "<sheetData><row" in empty
+    assert calamine_cells(result.data, "Tyhjä") == {"D4": 4.0}
+    assert calamine_cells(result.data, "S") == {"A1": 1.0, "A2": 2.0, "B5": "viisi", "A9": 9.0}
+
+
+def test_rows_and_cells_without_r_and_a_namespace_prefix():
+    """Writers that omit r and prefix every element (<x:c>) are patched correctly."""
+    body = (
+        "<x:sheetData><x:row><x:c><x:v>1</x:v></x:c><x:c><x:v>2</x:v></x:c></x:row>"
+        '<x:row><x:c t="s"><x:v>0</x:v></x:c></x:row></x:sheetData>'
+    )
+    data = handmade({"S": body}, strings=["vanha"], prefix="x")
+    edits = [CellEdit("S", "A1", None), CellEdit("S", "C1", 3), CellEdit("S", "A2", "uusi")]
+    result = patched(data, edits)
+    assert calamine_cells(result.data, "S") == {"B1": 2.0, "C1": 3.0, "A2": "uusi"}
+    assert '<x:c r="C1"><x:v>3</x:v></x:c>' in sheet_xml(result.data, "S")
+    assert result.removed_strings == 1
+    assert "vanha" not in members(result.data)["xl/sharedStrings.xml"].decode()
+
+
+def test_absolute_relationship_targets_resolve():
+    """Targets like /xl/worksheets/sheet1.xml resolve to the right part."""
+    data = handmade({"Eka": "<sheetData/>", "Toka": "<sheetData/>"}, absolute_targets=True)
+    assert sheet_parts(data) == {
+        "Eka": "xl/worksheets/sheet1.xml",
+        "Toka": "xl/worksheets/sheet2.xml",
+    }
+    result = patched(data, [CellEdit("toka", "a1", "x")])  # sheet and cell case-insensitive
+    assert calamine_cells(result.data, "Toka") == {"A1": "x"}
+
+
+# --- styles ------------------------------------------------------------------------------
+
+
+def test_new_cells_inherit_row_or_column_style():
+    """A new cell takes the row style when customFormat, else the column style."""
+    data = (CORPUS / "51850.xlsx").read_bytes()
+    result = patched(data, [CellEdit("comments", "C1", "r"), CellEdit("comments", "C2", "c")])
+    xml = sheet_xml(result.data, "comments")
+    assert re.search(r'<c r="C1" s="4" t="s">', xml)  # row 1: s="4" customFormat="1"
+    assert re.search(r'<c r="C2" s="1" t="s">', xml)  # column C: style="1"
+
+
+def test_overwrite_keeps_the_cell_style(register: bytes):
+    """Overwriting a styled cell keeps its s attribute."""
+    result = patched(register, [CellEdit("Asiakkaat", "A1", "Asiakas-ID")])
+    old = re.search(r'<c r="A1" s="(\d+)"', sheet_xml(register, "Asiakkaat"))
+    assert old and f'<c r="A1" s="{old[1]}" t="s">' in sheet_xml(result.data, "Asiakkaat")
+
+
+def test_date_gets_a_date_format():
+    """A date in an unformatted cell gets a date xf: appended once, reused after."""
+    data = handmade({"S": "<sheetData/>"})
+    edits = [
+        CellEdit("S", "A1", dt.date(2026, 4, 15)),
+        CellEdit("S", "A2", dt.datetime(2026, 4, 15, 12)),
+    ]
+    result = patched(data, edits)
+    styles = members(result.data)["xl/styles.xml"].decode()
+    assert '<cellXfs count="3">' in styles and 'numFmtId="14"' in styles
+    assert re.findall(r'<c r="A\d" s="(\d)"', sheet_xml(result.data, "S")) == ["2", "2"]
+    cells = calamine_cells(result.data, "S")
+    assert cells["A1"] in (dt.date(2026, 4, 15), dt.datetime(2026, 4, 15))
+    assert cells["A2"] == dt.datetime(2026, 4, 15, 12)
+    assert openpyxl_value(result.data, "S", "A1") == dt.datetime(2026, 4, 15)
+
+
+def test_date_reuses_an_existing_date_format(register: bytes):
+    """A date written into the register reuses its d.m.yyyy style; styles.xml is unchanged."""
+    result = patched(
+        register,
+        [
+            CellEdit("Asiakkaat", "I5", dt.date(2026, 1, 31)),
+            CellEdit("Asiakkaat", "M5", dt.date(2026, 2, 1)),
+        ],
+    )
+    assert "xl/styles.xml" not in result.changed_parts
+    cells = calamine_cells(result.data, "Asiakkaat")
+    assert cells["I5"] in (dt.date(2026, 1, 31), dt.datetime(2026, 1, 31))
+    assert cells["M5"] in (dt.date(2026, 2, 1), dt.datetime(2026, 2, 1))
+
+
+def test_date1904_workbooks_get_1904_serials():
+    """The 1904 date system shifts the serial number by 1462 days."""
+    data = handmade({"S": "<sheetData/>"}, date1904=True)
+    result = patched(data, [CellEdit("S", "A1", dt.date(2026, 4, 15))])
+    assert read_cells(result.data, "S", ["A1"])["A1"] == 46127 - 1462
+    assert openpyxl_value(result.data, "S", "A1") == dt.datetime(2026, 4, 15)
+
+
+# --- overwriting each kind of value -------------------------------------------------------
+
+
+def test_overwrite_each_value_kind():
+    """Shared strings, inline strings, numbers, booleans and dates can all be overwritten."""
+    body = (
+        '<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="inlineStr"><is><t>inline'
+        '</t></is></c><c r="C1"><v>3.5</v></c><c r="D1" t="b"><v>1</v></c><c r="E1" s="1">'
+        "<v>45000</v></c></row></sheetData>"
+    )
+    data = handmade({"S": body}, strings=["jaettu"])
+    edits = [
+        CellEdit("S", "A1", 1),
+        CellEdit("S", "B1", False),
+        CellEdit("S", "C1", "teksti"),
+        CellEdit("S", "D1", "  välilyönnit  "),
+        CellEdit("S", "E1", -0.25),
+    ]
+    result = patched(data, edits)
+    assert calamine_cells(result.data, "S") == {
+        "A1": 1.0,
+        "B1": False,
+        "C1": "teksti",
+        "D1": "  välilyönnit  ",
+        "E1": -0.25,
+    }
+    assert 'xml:space="preserve"' in members(result.data)["xl/sharedStrings.xml"].decode()
+    assert result.removed_strings == 1  # "jaettu" was used only by A1
+    assert [r.needle for r in result.residues] == []
+
+
+def test_strings_without_a_shared_string_table_are_written_inline(tmp_path: Path):
+    """A package without sharedStrings.xml gets inline strings and no new part."""
+    path = tmp_path / "inline.xlsx"
+    wb = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    wb.add_worksheet("S").write_string(0, 0, "vanha")
+    wb.close()
+    data = path.read_bytes()
+    result = patched(data, [CellEdit("S", "A1", "uusi & <ehkä>"), CellEdit("S", "B2", "toinen")])
+    assert set(members(result.data)) == set(members(data))
+    assert 't="inlineStr"' in sheet_xml(result.data, "S")
+    assert calamine_cells(result.data, "S") == {"A1": "uusi & <ehkä>", "B2": "toinen"}
+    assert openpyxl_value(result.data, "S", "A1") == "uusi & <ehkä>"
+    assert result.residues == []  # the old inline text is gone with its cell
+
+
+def test_text_that_looks_like_an_excel_escape_round_trips():
+    """Text containing _x0041_, a CR or an apostrophe reads back exactly."""
+    data = handmade({"S": "<sheetData/>"}, strings=[])
+    values = ["a_x0041_b", "rivi1\r\nrivi2", 'O\'Brien "lainaus"']
+    result = patched(data, [CellEdit("S", f"A{i + 1}", v) for i, v in enumerate(values)])
+    assert [calamine_cells(result.data, "S")[f"A{i + 1}"] for i in range(3)] == values
+    assert [
+        read_cells(result.data, "S", ["A1", "A2", "A3"])[f"A{i + 1}"] for i in range(3)
+    ] == values
+
+
+def test_reuses_an_existing_shared_string(register: bytes):
+    """Writing a string the table already holds adds no <si>."""
+    result = patched(register, [CellEdit("Asiakkaat", "L2", "Tampere")])
+    old_sst = members(register)["xl/sharedStrings.xml"]
+    new_sst = members(result.data)["xl/sharedStrings.xml"]
+    assert new_sst.count(b"<si>") == old_sst.count(b"<si>")
+    assert calamine_cells(result.data, "Asiakkaat")["L2"] == "Tampere"
+
+
+def test_overwriting_a_formula_updates_calc_chain():
+    """Overwriting a formula drops its calcChain entry only (same cell on another sheet stays)."""
+    data = (CORPUS / "61652.xlsx").read_bytes()
+    result = patched(data, [CellEdit("Model", "A1", 5)])
+    chain = members(result.data)["xl/calcChain.xml"].decode()
+    assert '<c r="A1" i="15"' in chain  # IRPPCalc!A1 (sheetId 15) keeps its entry
+    assert not re.search(r'<c r="A1" i="1"', chain)
+    assert "<f>" not in re.search(r'<c r="A1".*?</c>', sheet_xml(result.data, "Model"))[0]
+
+
+def test_calc_chain_sticky_sheet_id_moves_to_the_next_entry():
+    """Removing the entry that carried i= writes i= on the entry that inherited it."""
+    data = (CORPUS / "49156.xlsx").read_bytes()
+    assert b'<c r="EF37" i="18"/><c r="H60"/>' in members(data)["xl/calcChain.xml"]
+    result = patched(data, [CellEdit("1", "EF37", None)])
+    chain = members(result.data)["xl/calcChain.xml"]
+    assert (
+        b'<calcChain xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b'<c r="H60" i="18"/><c r="H61"/>' in chain
+    )
+
+
+def test_last_formula_gone_drops_calc_chain_and_its_references():
+    """When no formula is left, calcChain goes with its relationship and content type."""
+    body = '<sheetData><row r="1"><c r="A1"><f>1+1</f><v>2</v></c></row></sheetData>'
+    data = handmade({"S": body}, calc_chain='<c r="A1" i="1"/>')
+    result = patched(data, [CellEdit("S", "A1", "arvo")])
+    parts = members(result.data)
+    assert "xl/calcChain.xml" not in parts
+    assert "calcChain" not in parts["xl/_rels/workbook.xml.rels"].decode()
+    assert "calcChain" not in parts["[Content_Types].xml"].decode()
+    assert set(result.changed_parts) >= {
+        "xl/calcChain.xml",
+        "xl/_rels/workbook.xml.rels",
+        "[Content_Types].xml",
+    }
+    assert calamine_cells(result.data, "S") == {"A1": "arvo"}
+
+
+def test_emptying_cells_removes_them_or_keeps_their_style():
+    """None removes an unstyled cell and leaves a styled one as <c r s/>."""
+    body = (
+        '<sheetData><row r="1"><c r="A1"><v>1</v></c><c r="B1" s="1"><v>2</v></c>'
+        '<c r="C1"><v>3</v></c></row></sheetData>'
+    )
+    data = handmade({"S": body})
+    result = patched(
+        data, [CellEdit("S", "A1", None), CellEdit("S", "B1", None), CellEdit("S", "Z9", None)]
+    )
+    xml = sheet_xml(result.data, "S")
+    assert '<row r="1"><c r="B1" s="1"/><c r="C1"><v>3</v></c></row>' in xml
+    assert "Z9" not in xml
+    assert calamine_cells(result.data, "S") == {"C1": 3.0}
+
+
+# --- Excel tables ---------------------------------------------------------------------------
+
+
+def test_edit_below_a_table_grows_it():
+    """A value in the row under an Excel table extends its ref and autoFilter."""
+    data = (CORPUS / "50867_with_table.xlsx").read_bytes()
+    result = patched(data, [CellEdit("Foglio1", "B4", 7)])
+    table = members(result.data)["xl/tables/table1.xml"].decode()
+    assert 'ref="A1:C4"' in table and '<autoFilter ref="A1:C4"/>' in table
+    assert "xl/tables/table1.xml" in result.changed_parts
+    assert (
+        openpyxl.load_workbook(io.BytesIO(result.data))["Foglio1"].tables["Tabella1"].ref == "A1:C4"
+    )
+
+
+def test_edits_inside_beside_or_far_below_a_table_leave_it(register: bytes):
+    """Edits inside the table, right of it or two rows below do not touch the table."""
+    data = (CORPUS / "50867_with_table.xlsx").read_bytes()
+    edits = [
+        CellEdit("Foglio1", "A2", 1),
+        CellEdit("Foglio1", "D4", 1),
+        CellEdit("Foglio1", "A5", 1),
+    ]
+    result = patched(data, edits)
+    assert "xl/tables/table1.xml" not in result.changed_parts
+
+
+def test_consecutive_rows_below_a_table_grow_it_by_all(tmp_path: Path):
+    """Appending two clients under an XlsxWriter table grows it by two rows."""
+    data = make_register(tmp_path / "t.xlsx", rows=20, table=True).read_bytes()
+    result = patched(
+        data, [CellEdit("Asiakkaat", "A22", "A2000"), CellEdit("Asiakkaat", "B23", "Uusi")]
+    )
+    table = next(v for k, v in members(result.data).items() if k.startswith("xl/tables/")).decode()
+    assert 'ref="A1:K23"' in table
+
+
+# --- erasure-grade removal ----------------------------------------------------------------
+
+
+def test_erased_string_is_gone_from_the_whole_package(register: bytes):
+    """Emptying the only cell holding a surname removes it from every part."""
+    assert contains_anywhere(register, SECRET) == ["xl/sharedStrings.xml"]
+    result = patched(register, [CellEdit("Asiakkaat", "C9", None)])
+    assert contains_anywhere(result.data, SECRET) == []
+    assert result.removed_strings == 1
+    assert result.residues == []
+
+
+def test_erasing_a_client_row(register: bytes):
+    """Emptying a whole client row removes its unique strings and keeps shared ones."""
+    edits = [CellEdit("Asiakkaat", f"{col_letter(c)}9", None) for c in range(1, 12)]
+    before = calamine_cells(register, "Asiakkaat")
+    result = patched(register, edits)
+    after = calamine_cells(result.data, "Asiakkaat")
+    assert {k: v for k, v in before.items() if not re.fullmatch(r"[A-K]9", k)} == after
+    for unique in (SECRET, "040 007 0049", "onni.7@example.fi"):
+        assert contains_anywhere(result.data, unique) == [], unique
+    # Tampere, Onni, Kyllä, ... are still used by other clients: kept and reported.
+    kinds = {(r.part, r.kind) for r in result.residues}
+    assert ("xl/sharedStrings.xml", "shared-strings") in kinds
+    assert result.removed_strings == 3  # surname, phone, e-mail (the id is in Laskut too)
+    assert all_calamine_cells(result.data)["Laskut"] == all_calamine_cells(register)["Laskut"]
+
+
+def test_residues_report_comments_and_doc_properties(tmp_path: Path):
+    """A name kept in a comment and in docProps is still there and reported."""
+    data = make_register(tmp_path / "r.xlsx", comment=True, doc_title=True).read_bytes()
+    result = patched(data, [CellEdit("Asiakkaat", "C9", "Poistettu")])
+    assert result.removed_strings == 1
+    assert set(contains_anywhere(result.data, SECRET)) == {"xl/comments1.xml", "docProps/core.xml"}
+    assert {(r.part, r.kind, r.needle) for r in result.residues} == {
+        ("xl/comments1.xml", "comment", 0),
+        ("docProps/core.xml", "doc-property", 0),
+    }
+
+
+def test_residues_in_chart_and_pivot_caches(tmp_path: Path):
+    """Old values still held by chart caches, pivot caches and other cells are found."""
+    data = (CORPUS / "123233_charts.xlsx").read_bytes()
+    result = patched(data, [CellEdit("data_Page1_1_2", "A6", None)])
+    assert {r.kind for r in result.residues} == {"shared-strings"}  # other data sheets use it
+    path = tmp_path / "chart.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    ws = wb.add_worksheet("S")
+    ws.write_column(0, 0, ["Nimi", "Aino Ainutlaatuinen", "Eero"])
+    ws.write_column(0, 1, ["Summa", 3, 4])
+    chart = wb.add_chart({"type": "column"})
+    chart.add_series({"categories": "=S!$A$2:$A$3", "values": "=S!$B$2:$B$3"})
+    ws.insert_chart("D2", chart)
+    wb.close()
+    result = patched(path.read_bytes(), [CellEdit("S", "A2", None)])
+    assert result.residues == [Residue("xl/charts/chart1.xml", "chart-cache", 0)]
+    assert result.removed_strings == 1
+    pivot = (CORPUS / "ExcelPivotTableSample.xlsx").read_bytes()
+    result = patched(pivot, [CellEdit("Tabelle1", "E3", "muu")])
+    assert "pivot-cache" in {r.kind for r in result.residues}
+
+
+def test_renumbering_keeps_other_sheets_identical(register: bytes):
+    """Strings moved into freed slots are renumbered in every sheet that uses them."""
+    # Emptying early strings frees slots that the last strings of the table move into;
+    # "Ei" and client ids used by Laskut sit in both sheets.
+    edits = [CellEdit("Asiakkaat", f"{c}2", None) for c in "ABCDEFGH"]
+    edits += [CellEdit("Asiakkaat", f"{c}{r}", f"muutettu {c}{r}") for r in (3, 4) for c in "DEF"]
+    result = patched(register, edits)
+    assert result.removed_strings > 0
+    before, after = all_calamine_cells(register), all_calamine_cells(result.data)
+    edited = {e.cell for e in edits}
+    assert {k: v for k, v in after["Asiakkaat"].items() if k not in edited} == {
+        k: v for k, v in before["Asiakkaat"].items() if k not in edited
+    }
+    assert after["Laskut"] == before["Laskut"]
+
+
+def test_renumbered_sheet_is_listed_and_verified():
+    """A sheet whose only change is renumbered references is in changed_parts and verified."""
+    strings = ["poistuva", "pysyvä", "viimeinen"]
+    s1 = (
+        '<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
+        "</row></sheetData>"
+    )
+    s2 = (
+        '<sheetData><row r="1"><c r="A1" t="s"><v>2</v></c><c r="B1" t="s"><v>1</v></c>'
+        "</row></sheetData>"
+    )
+    data = handmade({"Yksi": s1, "Kaksi": s2}, strings=strings)
+    result = patched(data, [CellEdit("Yksi", "A1", None)])
+    assert result.changed_parts == [
+        "xl/worksheets/sheet1.xml",
+        "xl/worksheets/sheet2.xml",
+        "xl/sharedStrings.xml",
+    ]
+    assert '<c r="A1" t="s"><v>0</v></c>' in sheet_xml(result.data, "Kaksi")
+    assert calamine_cells(result.data, "Kaksi") == {"A1": "viimeinen", "B1": "pysyvä"}
+    assert 'count="2" uniqueCount="2"' in members(result.data)["xl/sharedStrings.xml"].decode()
+
+
+def test_swapping_two_strings_keeps_both():
+    """Two cells trading values: neither string is orphaned."""
+    body = (
+        '<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
+        "</row></sheetData>"
+    )
+    data = handmade({"S": body}, strings=["eka", "toka"])
+    result = patched(data, [CellEdit("S", "A1", "toka"), CellEdit("S", "B1", "eka")])
+    assert result.removed_strings == 0
+    assert calamine_cells(result.data, "S") == {"A1": "toka", "B1": "eka"}
+
+
+# --- find_text ---------------------------------------------------------------------------
+
+
+def test_find_text_matches_escaped_and_case_insensitive_but_not_markup():
+    """Needles match text and attribute values in any case, escaped or not; never tag names."""
+    s1 = (
+        '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Smith &amp; Sons</t></is></c>'
+        "</row></sheetData>"
+    )
+    data = handmade({"S": s1}, strings=["MÄKINEN"])
+    hits = find_text(data, ["smith & sons", "mäkinen", "sheetData", "nobody"])
+    assert {(r.part, r.needle) for r in hits} == {
+        ("xl/worksheets/sheet1.xml", 0),
+        ("xl/sharedStrings.xml", 1),
+    }
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (CellEdit("Puuttuu", "A1", 1), "no sheet named"),
+        (CellEdit("S", "B0", 1), "not a cell reference"),
+        (CellEdit("S", "$B$2", 1), "not a cell reference"),
+        (CellEdit("S", "XFE1", 1), "not a cell reference"),
+        (CellEdit("S", "A1048577", 1), "not a cell reference"),
+        (CellEdit("S", "A1", float("nan")), "NaN"),
+        (CellEdit("S", "A1", float("inf")), "NaN"),
+        (CellEdit("S", "A1", "salainen\x07teksti"), "control character"),
+        (CellEdit("S", "A1", "x" * 32_768), "longer than"),
+        (CellEdit("S", "A1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)), "time zone"),
+        (CellEdit("S", "A1", dt.date(1899, 12, 1)), "before 1900"),
+        (CellEdit("S", "A1", [1, 2]), "cannot be written"),
+    ],
+)
+def test_refused_edits(edit: CellEdit, fragment: str):
+    """Unsafe or invalid edits raise PatchError naming the cell, never the value."""
+    data = handmade({"S": "<sheetData/>"}, strings=[])
+    with pytest.raises(PatchError, match=re.escape(fragment)) as info:
+        patch_workbook(data, [edit])
+    if isinstance(edit.value, str):
+        assert "salainen" not in str(info.value) and "xxxx" not in str(info.value)
+
+
+def test_refuses_formula_masters_and_array_ranges(tmp_path: Path):
+    """Shared-formula masters, array-formula masters and cells inside an array are refused."""
+    cf = (CORPUS / "NewStyleConditionalFormattings.xlsx").read_bytes()
+    with pytest.raises(PatchError, match=r"CF!D2: the cell holds a shared or array formula"):
+        patch_workbook(cf, [CellEdit("CF", "D2", 1)])
+    patched(cf, [CellEdit("CF", "E2", 1)])  # a shared-formula child is fine
+    path = tmp_path / "array.xlsx"
+    wb = xlsxwriter.Workbook(str(path))
+    wb.add_worksheet("S").write_array_formula(0, 0, 2, 0, "{=ROW(A1:A3)}")
+    wb.close()
+    for ref in ("A1", "A3"):
+        with pytest.raises(PatchError, match="array formula"):
+            patch_workbook(path.read_bytes(), [CellEdit("S", ref, 1)])
+
+
+def test_refuses_conflicting_edits_of_one_cell():
+    """Two different values for one cell are refused; an exact repeat is fine."""
+    data = handmade({"S": "<sheetData/>"})
+    with pytest.raises(PatchError, match="two different edits"):
+        patch_workbook(data, [CellEdit("S", "A1", 1), CellEdit("S", "a1", 2)])
+    patched(data, [CellEdit("S", "A1", 1), CellEdit("S", "A1", 1)])
+
+
+def test_refuses_encrypted_and_damaged_packages():
+    """An encrypted (OLE) file or a damaged zip is refused with PatchError."""
+    with pytest.raises(PatchError, match="encrypted"):
+        patch_workbook(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, [CellEdit("S", "A1", 1)])
+    with pytest.raises(PatchError, match="not a valid"):
+        patch_workbook(b"PK\x03\x04 broken", [CellEdit("S", "A1", 1)])
+
+
+def test_refuses_writing_into_a_chart_only_sheet():
+    """A sheet that is not a worksheet cannot take cells."""
+    data = handmade({"S": "<sheetData/>"})
+    parts = members(data)
+    rels = parts["xl/_rels/workbook.xml.rels"].replace(b'/worksheet"', b'/chartsheet"')
+    with pytest.raises(PatchError, match="not a worksheet"):
+        patch_workbook(rezip(data, {"xl/_rels/workbook.xml.rels": rels}), [CellEdit("S", "A1", 1)])
+
+
+# --- the fidelity check catches a bad result -------------------------------------------------
+
+
+def _corrupt_cases(register: bytes) -> tuple[list[tuple[str, PatchResult, str]], list[CellEdit]]:
+    edits = [CellEdit("Asiakkaat", "L5", "Merkitty"), CellEdit("Asiakkaat", "C9", None)]
+    good = patch_workbook(register, edits)
+    parts = members(good.data)
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    cases = []
+    app = parts["docProps/app.xml"].replace(b"Asiakkaat", b"Asiakkaa")
+    cases.append(
+        (
+            "untouched part",
+            replace(good, data=rezip(good.data, {"docProps/app.xml": app})),
+            "docProps/app.xml",
+        )
+    )
+    other = re.sub(rb'(<c r="A20" t="s"><v>)\d+', rb"\g<1>0", sheet)
+    cases.append(
+        (
+            "other cell",
+            replace(good, data=rezip(good.data, {"xl/worksheets/sheet1.xml": other})),
+            "A20",
+        )
+    )
+    wrong = re.sub(rb'(<c r="L5"[^>]*><v>)\d+', rb"\g<1>1", sheet)
+    cases.append(
+        (
+            "edited cell",
+            replace(good, data=rezip(good.data, {"xl/worksheets/sheet1.xml": wrong})),
+            "L5",
+        )
+    )
+    cases.append(
+        (
+            "lost member",
+            replace(good, data=rezip(good.data, {"docProps/core.xml": None})),
+            "docProps/core.xml",
+        )
+    )
+    sst = parts["xl/sharedStrings.xml"]
+    items = re.findall(rb"<si>.*?</si>", sst)
+    swapped = sst.replace(items[1] + items[2], items[2] + items[1], 1)
+    cases.append(
+        (
+            "shuffled strings",
+            replace(good, data=rezip(good.data, {"xl/sharedStrings.xml": swapped})),
+            "refers to a shared string",
+        )
+    )
+    cases.append(
+        (
+            "hidden change",
+            replace(good, changed_parts=["xl/worksheets/sheet1.xml"]),
+            "xl/sharedStrings.xml",
+        )
+    )
+    broken = sheet.replace(b"</sheetData>", b"</sheetData><oops>", 1)
+    cases.append(
+        (
+            "malformed",
+            replace(good, data=rezip(good.data, {"xl/worksheets/sheet1.xml": broken})),
+            "xl/worksheets/sheet1.xml",
+        )
+    )
+    return cases, edits
+
+
+def test_verify_patch_catches_corruption(register: bytes):
+    """Each kind of unplanned difference makes verify_patch raise FidelityError."""
+    cases, edits = _corrupt_cases(register)
+    for name, result, fragment in cases:
+        with pytest.raises(FidelityError, match=re.escape(fragment)):
+            verify_patch(register, result, edits)
+        print("caught", name)
+
+
+def test_verify_patch_messages_hold_no_values(register: bytes):
+    """FidelityError messages name parts and cells but never a cell's value."""
+    cases, edits = _corrupt_cases(register)
+    for _, result, _ in cases:
+        with pytest.raises(FidelityError) as info:
+            verify_patch(register, result, edits)
+        message = str(info.value)
+        assert "Merkitty" not in message and SECRET not in message and "A1019" not in message
+
+
+# --- LibreOffice ---------------------------------------------------------------------------
+
+
+@pytest.mark.libreoffice
+def test_libreoffice_saved_register_patches_and_verifies(tmp_path: Path):
+    """A register re-saved by LibreOffice is patched losslessly too."""
+    src = make_register(tmp_path / "rekisteri.xlsx", rows=60)
+    converted = soffice_convert(src, "xlsx", tmp_path / "lo")
+    data = converted.read_bytes()
+    edits = [
+        CellEdit("Asiakkaat", "L3", "Merkitty"),
+        CellEdit("Asiakkaat", "C9", None),
+        CellEdit("Asiakkaat", "I4", dt.date(2026, 3, 2)),
+    ]
+    result = patched(data, edits)
+    cells = calamine_cells(result.data, "Asiakkaat")
+    assert cells["L3"] == "Merkitty" and "C9" not in cells
+    assert cells["I4"] in (dt.date(2026, 3, 2), dt.datetime(2026, 3, 2))
+    assert contains_anywhere(result.data, SECRET) == []
+
+
+@pytest.mark.libreoffice
+def test_libreoffice_opens_a_patched_register(tmp_path: Path):
+    """LibreOffice reads the patched file: the edited values appear in its CSV export."""
+    data = make_register(tmp_path / "rekisteri.xlsx", rows=60).read_bytes()
+    edits = [
+        CellEdit("Asiakkaat", "L3", "Tarkistettu äö"),
+        CellEdit("Asiakkaat", "B70", "Uusi asiakas"),
+        CellEdit("Asiakkaat", "C9", None),
+    ]
+    result = patched(data, edits)
+    out = tmp_path / "patched.xlsx"
+    out.write_bytes(result.data)
+    csv = soffice_convert(out, "csv:Text - txt - csv (StarCalc):44,34,76,1", tmp_path / "csv")
+    text = csv.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert "Tarkistettu äö" in lines[2]
+    assert "Uusi asiakas" in lines[69]
+    assert SECRET not in text
+
+
+# --- scale and properties -------------------------------------------------------------------
+
+
+def test_flagging_every_row_of_a_larger_register(tmp_path: Path):
+    """One status per row on 3,000 rows: every flag reads back, nothing else changes."""
+    data = make_register(tmp_path / "iso.xlsx", rows=3000).read_bytes()
+    edits = [CellEdit("Asiakkaat", f"L{r}", "Päättynyt" if r % 2 else "OK") for r in range(2, 3002)]
+    result = patched(data, edits)
+    before, after = calamine_cells(data, "Asiakkaat"), calamine_cells(result.data, "Asiakkaat")
+    flagged = {f"L{r}" for r in range(2, 3002)}
+    assert {k: v for k, v in after.items() if k not in flagged} == before
+    assert all(after[f"L{r}"] == ("Päättynyt" if r % 2 else "OK") for r in range(2, 3002))
+    assert (
+        members(result.data)["xl/sharedStrings.xml"].count(b"<si>")
+        == members(data)["xl/sharedStrings.xml"].count(b"<si>") + 2
+    )
+
+
+def test_no_edits_returns_the_original():
+    """An empty edit list changes nothing."""
+    data = handmade({"S": "<sheetData/>"})
+    result = patched(data, [])
+    assert result.data == data and result.changed_parts == []
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**9), 10**9),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.dates(dt.date(1900, 3, 1), dt.date(9999, 12, 31)),
+    st.text(
+        st.characters(
+            codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="\ufffe\uffff"
+        ),
+        max_size=12,
+    ),
+)
+_cells = st.tuples(st.sampled_from(["S", "T"]), st.integers(1, 8), st.integers(1, 6))
+_WORDS = ["jaettu", "toinen", "kolmas", "neljäs"]
+
+
+_S_PLAIN = (
+    '<sheetData><row r="2" spans="1:4"><c r="A2" t="s"><v>0</v></c><c r="B2"><v>2.5</v></c>'
+    '<c r="D2" t="s"><v>1</v></c></row><row r="4"><c r="C4" t="b"><v>0</v></c>'
+    '<c r="D4" t="s"><v>0</v></c></row><row r="5" ht="20" customHeight="1"/>'
+    '<row r="7"><c r="A7" t="s"><v>2</v></c><c r="F7" s="1"><v>7</v></c></row></sheetData>'
+)
+# The same grid as another writer might put it: x: prefix, cells and rows without r.
+_S_IMPLICIT = (
+    '<x:sheetData><x:row r="2"><x:c t="s"><x:v>0</x:v></x:c><x:c><x:v>2.5</x:v></x:c>'
+    '<x:c r="D2" t="s"><x:v>1</x:v></x:c></x:row><x:row r="4"><x:c r="C4" t="b"><x:v>0</x:v>'
+    '</x:c><x:c t="s"><x:v>0</x:v></x:c></x:row><x:row ht="20" customHeight="1"/>'
+    '<x:row r="7"><x:c t="s"><x:v>2</x:v></x:c><x:c r="F7" s="1"><x:v>7</x:v></x:c></x:row>'
+    "</x:sheetData>"
+)
+
+
+@pytest.mark.parametrize("layout", ["plain", "implicit"])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_cells, st.one_of(_values, st.sampled_from(_WORDS)), max_size=14))
+def test_random_edit_sets_read_back_exactly(
+    layout: str, edits_by_cell: dict[tuple[str, int, int], object]
+):
+    """Any edit set on two sheets sharing strings: python-calamine reads exactly the grids."""
+    p = "x:" if layout == "implicit" else ""
+    t_body = (
+        f'<{p}sheetData><{p}row r="1"><{p}c r="A1" t="s"><{p}v>3</{p}v></{p}c><{p}c r="B1" '
+        f't="s"><{p}v>1</{p}v></{p}c></{p}row><{p}row r="3"><{p}c r="C3" t="s"><{p}v>2</{p}v>'
+        f"</{p}c></{p}row></{p}sheetData>"
+    )
+    s_body = _S_IMPLICIT if p else _S_PLAIN
+    data = handmade({"S": s_body, "T": t_body}, strings=_WORDS, prefix=p.rstrip(":"))
+    expected = {
+        "S": {"A2": "jaettu", "B2": 2.5, "D2": "toinen", "C4": False, "D4": "jaettu"},
+        "T": {"A1": "neljäs", "B1": "toinen", "C3": "kolmas"},
+    }
+    expected["S"] |= {"F7": 7.0, "A7": "kolmas"}
+    assert calamine_cells(data, "S") == expected["S"]
+    edits = []
+    for (sheet, row, col), value in edits_by_cell.items():
+        ref = f"{col_letter(col)}{row}"
+        edits.append(CellEdit(sheet, ref, value))
+        if value is None or value == "":
+            expected[sheet].pop(ref, None)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            expected[sheet][ref] = float(value)
+        else:
+            expected[sheet][ref] = value
+    result = patched(data, edits)
+    assert calamine_cells(result.data, "S") == expected["S"]
+    assert calamine_cells(result.data, "T") == expected["T"]
+    # Every string the edits orphaned is gone; every string still used is there once.
+    used = {v for grid in expected.values() for v in grid.values() if isinstance(v, str)}
+    sst = members(result.data)["xl/sharedStrings.xml"].decode()
+    for word in _WORDS:
+        assert (f"<{p}t>{word}</{p}t>" in sst) == (word in used)
