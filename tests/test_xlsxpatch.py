@@ -841,6 +841,54 @@ def test_find_text_matches_escaped_and_case_insensitive_but_not_markup():
     }
 
 
+def test_find_text_sees_character_references_and_attribute_values():
+    """A value written as &#228; or held in an attribute (pivot caches do) is found."""
+    rows = "".join(
+        f'<row r="{r}" ht="20" customHeight="1"><c r="A{r}"><v>{r}</v></c></row>'
+        for r in range(1, 200)
+    )
+    data = handmade({"S": f"<sheetData>{rows}</sheetData>"}, strings=["M&#228;kinen"])
+    cache = b'<pivotCacheRecords><r><s v="Virtanen"/></r></pivotCacheRecords>'
+    buf = io.BytesIO(data)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr("xl/pivotCache/pivotCacheRecords1.xml", cache)
+    data = buf.getvalue()
+    hits = find_text(data, ["MÄKINEN", "virtanen", "ei"])  # "ei" only in customHeight
+    assert {(r.part, r.kind, r.needle) for r in hits} == {
+        ("xl/sharedStrings.xml", "shared-strings", 0),
+        ("xl/pivotCache/pivotCacheRecords1.xml", "pivot-cache", 1),
+    }
+
+
+def test_read_cells_decodes_each_kind():
+    """read_cells resolves shared and inline strings, booleans, numbers and empty cells."""
+    body = (
+        '<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="inlineStr"><is><r><t>'
+        'rich </t></r><r><t>text</t></r></is></c><c r="C1" t="b"><v>1</v></c>'
+        '<c r="D1"><v>2.5</v></c><c r="E1"><v>45000</v></c><c r="F1" s="1"/></row></sheetData>'
+    )
+    data = handmade({"S": body}, strings=["jaettu &amp; co"])
+    got = read_cells(data, "S", ["A1", "b1", "C1", "D1", "E1", "F1", "Z9"])
+    assert got == {
+        "A1": "jaettu & co",
+        "b1": "rich text",
+        "C1": True,
+        "D1": 2.5,
+        "E1": 45000,
+        "F1": None,
+        "Z9": None,
+    }
+
+
+def test_writing_the_value_a_cell_already_has_changes_nothing(register: bytes):
+    """An edit that writes the same value leaves every part byte-identical."""
+    result = patched(
+        register, [CellEdit("Asiakkaat", "B2", "Aino"), CellEdit("Asiakkaat", "Q9", None)]
+    )
+    assert result.changed_parts == [] and result.removed_strings == 0
+    assert members(result.data) == members(register)
+
+
 # --- refusals ------------------------------------------------------------------------------
 
 
@@ -995,6 +1043,36 @@ def test_verify_patch_messages_hold_no_values(register: bytes):
             verify_patch(register, result, edits)
         message = str(info.value)
         assert "Merkitty" not in message and SECRET not in message and "A1019" not in message
+
+
+def test_verify_patch_checks_calc_chain_tables_and_timestamps():
+    """A calcChain that lost an unedited entry, a table grown wrongly or new dates are caught."""
+    data = (CORPUS / "61652.xlsx").read_bytes()
+    edits = [CellEdit("Model", "A1", 5)]
+    good = patch_workbook(data, edits)
+    chain = members(good.data)["xl/calcChain.xml"].replace(b'<c r="A2" i="1"/>', b"", 1)
+    bad = replace(good, data=rezip(good.data, {"xl/calcChain.xml": chain}))
+    with pytest.raises(
+        FidelityError, match=re.escape("calcChain.xml: lost the entry of an unedited cell A2")
+    ):
+        verify_patch(data, bad, edits)
+
+    table_file = (CORPUS / "50867_with_table.xlsx").read_bytes()
+    edits = [CellEdit("Foglio1", "B4", 7)]
+    good = patch_workbook(table_file, edits)
+    table = members(good.data)["xl/tables/table1.xml"].replace(b'ref="A1:C4"', b'ref="A1:C9"', 1)
+    bad = replace(good, data=rezip(good.data, {"xl/tables/table1.xml": table}))
+    with pytest.raises(FidelityError, match=re.escape("table1.xml: the table changed")):
+        verify_patch(table_file, bad, edits)
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(good.data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            content = src.read(info)
+            info.date_time = (2030, 1, 1, 0, 0, 0)
+            dst.writestr(info, content)
+    with pytest.raises(FidelityError, match="timestamp changed"):
+        verify_patch(table_file, replace(good, data=out.getvalue()), edits)
 
 
 # --- LibreOffice ---------------------------------------------------------------------------
