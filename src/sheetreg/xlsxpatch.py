@@ -2686,8 +2686,9 @@ def verify_patch(original: bytes, result: PatchResult, edits: Sequence[CellEdit]
         plan = plans.get(part)
         if part in changed:
             _SheetVerifier(part, old.read(part), new.read(part), plan, ctx).run()
-        elif plan is not None:
-            _SheetVerifier(part, old.read(part), old.read(part), plan, ctx).run()
+        elif plan is not None:  # edits that wrote what was there: still check the values
+            same = old.read(part)
+            _SheetVerifier(part, same, same, plan, ctx).run()
         elif changed_strings:
             data = new.read(part)
             rx = _sheet_rx(_prefix_of(data))
