@@ -16,8 +16,9 @@ import python_calamine as pc
 import sheetreg
 from sheetreg.errors import WriteRefused
 from sheetreg.workbook import list_backups, read_register, write_cells
+from sheetreg.xlsxpatch import sheet_parts
 
-from conftest import client
+from conftest import CORPUS, client
 
 
 def cell(path: Path, sheet: str, ref: str):
@@ -176,3 +177,85 @@ def test_sigkill_at_many_moments(tmp_path):
     write_cells(path, {"Asiakkaat!S2": "x"})
     assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]
     assert path.exists()
+
+
+def _parts(path: Path) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def _first_sheet_name(path: Path) -> str:
+    return pc.CalamineWorkbook.from_path(str(path)).sheet_names[0]
+
+
+CORPUS_FILES = sorted(p.name for p in CORPUS.iterdir()) if CORPUS.is_dir() else []
+
+
+@pytest.mark.parametrize("name", CORPUS_FILES)
+def test_guarded_write_on_every_corpus_file(tmp_path, name):
+    """Through every guard, a real Excel file keeps every part it was not asked to change."""
+    path = tmp_path / name
+    path.write_bytes((CORPUS / name).read_bytes())
+    before = _parts(path)
+    sheet = _first_sheet_name(path)
+    part = sheet_parts(path.read_bytes())[sheet]
+    result = write_cells(path, {f"{sheet}!Z99": "sheetreg"})
+    assert result.written
+    after = _parts(path)
+    assert list(after) == list(before)
+    changed = {n for n in before if before[n] != after[n]}
+    assert changed <= {"xl/sharedStrings.xml", part}
+    assert openpyxl.load_workbook(path, keep_vba=name.endswith(".xlsm"))[sheet]["Z99"].value == (
+        "sheetreg"
+    )
+
+
+@pytest.mark.parametrize("lang", ["fi", "en"])
+def test_guarded_write_on_the_template(tmp_path, lang):
+    """The register template takes edits with its validations and formatting untouched."""
+    from sheetreg.template import write_template
+
+    path = tmp_path / "r.xlsx"
+    write_template(path, lang)
+    before = _parts(path)
+    sheet = _first_sheet_name(path)
+    write_cells(path, {f"{sheet}!A2": "A1001", f"{sheet}!S2": "Aktiivinen"})
+    after = _parts(path)
+    changed = {n for n in before if before[n] != after[n]}
+    assert changed <= {"xl/worksheets/sheet1.xml", "xl/sharedStrings.xml"}
+    ws = openpyxl.load_workbook(path)[sheet]
+    assert (ws["A2"].value, ws["S2"].value) == ("A1001", "Aktiivinen")
+    assert ws.data_validations.dataValidation  # the dropdowns survived
+    assert ws.conditional_formatting  # and the highlights
+
+
+def test_fidelity_failure_refuses_and_leaves_the_file(reg, monkeypatch):
+    """A patch that changes more than planned is refused; the workbook stays as it was."""
+    import sheetreg.xlsxpatch as xp
+
+    real = xp.patch_workbook
+
+    def sloppy(data, edits):
+        result = real(data, edits)
+        tampered = real(result.data, [xp.CellEdit("Asiakkaat", "B2", "Muutettu")])
+        result.data = tampered.data
+        return result
+
+    monkeypatch.setattr(xp, "patch_workbook", sloppy)
+    before = reg.read_bytes()
+    with pytest.raises(sheetreg.FidelityError):
+        write_cells(reg, {"Asiakkaat!S2": "x"})
+    assert reg.read_bytes() == before
+    assert sorted(p.name for p in reg.parent.iterdir()) == [reg.name]
+
+
+@pytest.mark.libreoffice
+def test_libreoffice_opens_a_guarded_write(reg, tmp_path):
+    """LibreOffice opens a workbook written through the guards and sees the new value."""
+    from conftest import soffice_convert
+
+    write_cells(reg, {"Asiakkaat!S2": "Päättynyt"})
+    csv = soffice_convert(reg, "csv:Text - txt - csv (StarCalc):44,34,76", tmp_path / "lo")
+    assert "Päättynyt" in csv.read_text(encoding="utf-8")
