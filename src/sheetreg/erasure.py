@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import getpass
 import hashlib
 import hmac
@@ -99,7 +100,6 @@ STRONG_FREE_TEXT = 8  # free text at least this long is searched for even if com
 _PHONE_SEPARATORS = " -./()\u00a0"
 _PHONE_JUNK = str.maketrans("", "", _PHONE_SEPARATORS)
 _FI_NATIONAL = re.compile(r"(?:\+358|00358|358|0)([1-9]\d{4,11})")
-_BETWEEN_DIGITS = re.compile(r"(?<=\d)[ \-./()\u00a0]+(?=\d)")
 
 
 # --- keys -----------------------------------------------------------------------------------
@@ -328,6 +328,7 @@ class _Retained:
         self.register = register
         self.changed = changed
         parts: list[str] = []
+        numbers: set[Any] = set()
         for table in register.tables.values():
             parts.extend(h for h in table.header if h.__class__ is str)
             blanks: dict[int, list[int]] = {}
@@ -345,13 +346,13 @@ class _Retained:
                     )
                     if column.count(value) <= gone:
                         distinct.discard(value)
-                parts.extend(v for v in distinct if v.__class__ is str and v)
+                parts.extend(v.strip() for v in distinct if v.__class__ is str and v)
+                numbers.update(v for v in distinct if v.__class__ in (int, float))
         for _start, grid in register.other_sheets.values():
             for row in grid:
-                parts.extend(v for v in row if v.__class__ is str and v)
-        joined = "\n".join(parts).casefold()
-        self.blob = "\n" + re.sub(r"[ \t]*\n[ \t]*", "\n", joined) + "\n"
-        self._digits: str | None = None
+                parts.extend(v.strip() for v in row if v.__class__ is str and v)
+        self.blob = "\n" + "\n".join(parts).casefold() + "\n"
+        self.numbers = numbers
 
     def exact(self, text: str) -> bool:
         """True when some remaining cell holds exactly this value (case-insensitive)."""
@@ -367,22 +368,7 @@ class _Retained:
 
     def has_phone(self, nsn: str) -> bool:
         """True when some remaining cell holds the number, however it is written."""
-        if self._digits is None:
-            self._digits = _BETWEEN_DIGITS.sub("", self.blob)
-        if _nsn_pattern(nsn).search(self._digits):
-            return True
-        number = int(nsn)
-        for table in self.register.tables.values():
-            for idx, column in enumerate(table.columns_data()):
-                if number in table.distinct(idx) and any(
-                    v == number
-                    and v.__class__ is not bool
-                    and (table.name, f"{table.letter_at(idx)}{table.excel_row(i)}")
-                    not in self.changed
-                    for i, v in enumerate(column)
-                ):
-                    return True
-        return False
+        return int(nsn) in self.numbers or phone_pattern(nsn).search(self.blob) is not None
 
     def locate(self, test: Any, limit: int = 3) -> list[str]:
         """The first remaining cells (``Sheet!A1``) whose text passes ``test``."""
@@ -409,8 +395,15 @@ class _Retained:
         return found
 
 
-def _nsn_pattern(nsn: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\d)(?:00358|3580|358|0)?" + nsn + r"(?!\d)")
+_SEP = r"[ \-./()\u00a0]*"
+
+
+@functools.lru_cache(maxsize=64)
+def phone_pattern(nsn: str) -> re.Pattern[str]:
+    """A national significant number written any way: 040 123 4567, (040) 12 34 567,
+    +358 (0)40-1234567, 00358401234567, or the bare digits of a number cell."""
+    prefix = rf"(?:(?:\+|00)?358{_SEP}(?:\(0\))?{_SEP}|0{_SEP})?"
+    return re.compile(r"(?<!\d)" + prefix + _SEP.join(nsn) + r"(?!\d)")
 
 
 @dataclass
@@ -465,9 +458,7 @@ def _prepare_scan(
             if value in shared_values:
                 continue
             if retained.has_phone(nsn):
-                cells = retained.locate(
-                    lambda t, n=nsn: bool(_nsn_pattern(n).search(_BETWEEN_DIGITS.sub("", t)))
-                )
+                cells = retained.locate(lambda t, n=nsn: bool(phone_pattern(n).search(t)))
                 for where in cells or ["?"]:
                     scan.in_cells.append(
                         Leftover(client_id, "clients.phone", where.split("!")[0], "cell", where)
@@ -623,13 +614,12 @@ def _scan_package(data: bytes, scan: _Scan) -> tuple[list[Leftover], int]:
             if kind == "sheet":
                 continue
             text = _decode(zf.read(part))
-            digits = _BETWEEN_DIGITS.sub("", text) if scan.nsns else ""
             for nsn, client_id in scan.nsns:
-                pattern = _nsn_pattern(nsn)
+                pattern = phone_pattern(nsn)
                 key = (client_id, "clients.phone", part)
-                if key not in seen and pattern.search(digits):
+                if key not in seen and pattern.search(text):
                     seen.add(key)
-                    test = lambda t, p=pattern: bool(p.search(_BETWEEN_DIGITS.sub("", t)))  # noqa: E731
+                    test = lambda t, p=pattern: bool(p.search(t))  # noqa: E731
                     leftovers.append(
                         Leftover(client_id, "clients.phone", part, kind, where(part, kind, test))
                     )
@@ -1328,7 +1318,6 @@ def _erase_copy(
 ) -> str:
     """ "erased", "clean" (none of the data in it) or "removed" (the proof failed)."""
     from sheetreg.workbook import read_register, write_cells
-    from sheetreg.xlsxpatch import patch_workbook
 
     try:
         reg = read_register(copy)
@@ -1355,16 +1344,16 @@ def _erase_copy(
         scan = _prepare_scan(reg, [p for p, _ in plans], retained, live_needles)
         if scan.in_cells:
             return "removed"
-        patched = patch_workbook(data, edits).data if edits else data
-        leftovers, _ = _scan_package(patched, scan)
-        if leftovers:
-            return "removed"
         if not edits:
-            return "clean"
+            leftovers, _ = _scan_package(data, scan)
+            return "removed" if leftovers else "clean"
+        # A copy has no log row of its own: it is written first and searched after; a copy
+        # that fails the search is removed.
         with tempfile.TemporaryDirectory(dir=copy.parent, prefix=".sheetreg-") as tmp:
             write_cells(copy, edits, expected=reg.snapshot, backup_dir=Path(tmp), keep_backups=1)
             # The temporary folder held the copy as it was: it goes with the context.
-        return "erased"
+        leftovers, _ = _scan_package(copy.read_bytes(), scan)
+        return "removed" if leftovers else "erased"
     except (WriteRefused, UnusableWorkbook, OSError, ValueError):
         return "removed"
 
