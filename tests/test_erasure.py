@@ -423,6 +423,27 @@ def test_reapply_after_restoring_an_old_copy(tmp_path):
     assert again.exit_code == 0 and "voimassa" in again.output
 
 
+def test_reapply_repeats_a_partial_erasure(tmp_path):
+    """A restored copy gets exactly the logged partial erasure: the held name stays."""
+    path = make(
+        tmp_path,
+        invoices=[
+            {"invoice_number": "7001", "client_id": "A1002", "invoice_date": ENDED, "amount": 80}
+        ],
+    )
+    old = tmp_path / "old.xlsx"
+    shutil.copyfile(path, old)
+    args = ("erase", str(path), "--client", "A1002", "--reason", "request", "--yes")
+    assert invoke(*args).exit_code == 0
+    shutil.copyfile(old, path)
+    result = invoke("erase", str(path), "--reapply", "--yes")
+    assert result.exit_code == 0, result.output
+    row = sheet_rows(path, "Asiakkaat")[2]
+    assert row[:4] == ("A1002", "Bertta", "Kallioniemi", None)
+    assert found(path, ["765 4321", "Pispalan", "iltapäivisin"]) == []
+    assert sheet_rows(path, "Poistoloki")[1][3] == "uudelleen E-1: pyyntö, osittainen"
+
+
 def test_reapply_needs_the_key(tmp_path):
     """Without the key nothing can be recognised: a clear error, exit 2."""
     path = make(tmp_path)
