@@ -391,6 +391,21 @@ def test_a_value_left_in_another_row_is_refused(tmp_path):
     assert "765" not in result.output
 
 
+def test_a_neighbours_address_is_not_a_leftover(tmp_path):
+    """Bertta's street inside a neighbour's address (same column) is the neighbour's value:
+    the erasure goes ahead and the log counts it as shared."""
+    path = build_register(
+        tmp_path / "r.xlsx",
+        clients=[client(street="Pispalan valtatie 9 B 12"), client(**BERTTA)],
+        sheets=SHEETS,
+    )
+    result = invoke("erase", str(path), "--client", "A1002", "--yes", "--format", "json")
+    assert result.exit_code == 0, result.output
+    verification = json.loads(result.output)["erasures"][0]["verification"]
+    assert verification["ok"] and verification["shared"] >= 1
+    assert found(path, ["Bertta", "765 4321", "bertta.kallioniemi"]) == []
+
+
 def test_phone_forms_cover_the_usual_ways():
     """The phone forms include the national, compact and international ways of writing."""
     forms = phone_forms("040 123 4567")

@@ -299,6 +299,8 @@ def _needles(register: Register, plan: ErasurePlan) -> tuple[list[Needle], list[
         text = values.as_text(_cell_raw(register, change))
         if not text or len(text) < MIN_NEEDLE:
             continue
+        if text.isdigit() and column != "phone" and len(text) < STRONG_FREE_TEXT:
+            continue  # a postal code reads like a date serial or an amount in <v>: not searched
         counter += 1
         if column in ("first_name", "last_name"):
             names[column] = text
@@ -372,8 +374,13 @@ class _Retained:
 
     def locate(self, test: Any, limit: int = 3) -> list[str]:
         """The first remaining cells (``Sheet!A1``) whose text passes ``test``."""
-        found: list[str] = []
+        return [ref for ref, _field in self.locate_fields(test, limit)]
+
+    def locate_fields(self, test: Any, limit: int = 3) -> list[tuple[str, str]]:
+        """(``Sheet!A1``, field key) of the first remaining cells whose text passes ``test``."""
+        found: list[tuple[str, str]] = []
         for table in self.register.tables.values():
+            keys = {idx: key for key, idx in table.columns.items()}
             for i, row in enumerate(table.rows):
                 for idx, raw in enumerate(row):
                     ref = f"{table.letter_at(idx)}{table.excel_row(i)}"
@@ -381,7 +388,8 @@ class _Retained:
                         continue
                     text = values.as_text(raw)
                     if text and test(text):
-                        found.append(f"{table.name}!{ref}")
+                        field = f"{table.spec.key}.{keys.get(idx, '?')}"
+                        found.append((f"{table.name}!{ref}", field))
                         if len(found) >= limit:
                             return found
         for name, ((r0, c0), grid) in self.register.other_sheets.items():
@@ -389,7 +397,7 @@ class _Retained:
                 for c, raw in enumerate(row):
                     text = values.as_text(raw)
                     if text and test(text):
-                        found.append(f"{name}!{column_letter(c0 + c)}{r0 + r + 1}")
+                        found.append((f"{name}!{column_letter(c0 + c)}{r0 + r + 1}", "other.?"))
                         if len(found) >= limit:
                             return found
         return found
@@ -439,18 +447,24 @@ def _prepare_scan(
                 shared_values.add(value)
                 continue
             kept = []
+            neighbours = False
             for needle in forms:
                 if not retained.contains(needle.text):
                     kept.append(needle)
                 elif needle.strong:
                     folded = needle.text.casefold()
-                    cells = retained.locate(lambda t, n=folded: n in t.casefold())
-                    for where in cells:
+                    cells = retained.locate_fields(lambda t, n=folded: n in t.casefold(), 50)
+                    # Inside the same column of another row ("Hämeenkatu 1" in a neighbour's
+                    # "Hämeenkatu 1 B 12") it is that person's value; anywhere else it is hers.
+                    others = [ref for ref, f in cells if f != needle.field]
+                    neighbours = neighbours or len(others) < len(cells)
+                    for where in others[:3]:
                         scan.in_cells.append(
                             Leftover(client_id, needle.field, where.split("!")[0], "cell", where)
                         )
-            if len(kept) < len(forms) and not forms[0].strong:
+            if len(kept) < len(forms) and (neighbours or not forms[0].strong):
                 shared += 1  # a common word (a first name, a city): not told apart by search
+                shared_values.add(value)
                 continue
             scan.needles.extend(kept)
             searched += 1
