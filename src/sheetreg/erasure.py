@@ -611,6 +611,8 @@ def _scan_package(data: bytes, scan: _Scan) -> tuple[list[Leftover], int]:
         kind = _part_kind(residue.part)
         if kind == "other":
             kind = residue.kind
+        if not needle.strong and kind == "doc-property":
+            continue  # a lone first or last name there is the file's author, not a client
         leftovers.append(
             Leftover(
                 needle.client_id,
