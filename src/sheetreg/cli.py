@@ -121,17 +121,15 @@ def validate(path: Path, fmt: str, lang: str | None, today: dt.date) -> None:
     Example:  sheetreg validate asiakasrekisteri.xlsx --format json
     Exit: 0 no errors, 1 errors found, 2 the file cannot be used.
     """
-    from sheetreg.validate import validate as run_validate
-    from sheetreg.workbook import read_register
+    from sheetreg.pipeline import validate_path
 
-    register = read_register(path)
-    report = run_validate(register, today, lang)
+    report = validate_path(path, today, lang)
     if fmt == "json":
         _emit_json(report.to_dict())
     else:
         from sheetreg.textreport import render_findings
 
-        click.echo(render_findings(report, lang or register.lang))
+        click.echo(render_findings(report, lang or report.lang))
     _finish(0 if report.valid else 1)
 
 

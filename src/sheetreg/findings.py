@@ -257,6 +257,7 @@ class Report:
 
     workbook: str
     findings: list[Finding] = field(default_factory=list)
+    lang: str = "fi"  # the workbook's language, for renderers
 
     @property
     def errors(self) -> list[Finding]:

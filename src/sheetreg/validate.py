@@ -16,7 +16,7 @@ from typing import Any
 from sheetreg import values
 from sheetreg.findings import Finding, Report, make
 from sheetreg.register import Register, Table, column_index, column_letter, paused_gc
-from sheetreg.schema import CLIENTS, DATA_SHEETS, Column, Kind, match_column
+from sheetreg.schema import CLIENTS, DATA_SHEETS, Column, Kind, match_column, match_sheet
 
 CLIENT_REF_SHEETS = ("invoices", "requests", "disclosures")
 FUTURE_CHECKED = {("clients", "start"), ("invoices", "invoice_date"), ("requests", "received")}
@@ -29,32 +29,50 @@ def validate(register: Register, today: dt.date, lang: str | None = None) -> Rep
 
 
 def _validate(register: Register, today: dt.date, lang: str) -> Report:
-    findings: list[Finding] = []
-    for spec in DATA_SHEETS:
-        table = register.table(spec.key)
-        if table is None:
-            if spec.required:
-                findings.append(
-                    make(
-                        "missing-sheet",
-                        lang,
-                        spec.label(lang),
-                        label_fi=spec.fi,
-                        label_en=spec.en,
-                    )
-                )
-            continue
-        findings.extend(check_structure(table, register, lang))
-        findings.extend(check_cells(table, today, lang))
+    findings = [*missing_sheets(register, lang), *sheet_findings(register, today, lang)]
     clients = register.table("clients")
     if clients is not None:
-        findings.extend(check_clients(clients, lang))
-        ids = client_ids(clients)
+        findings += reference_findings(register, client_ids(clients), lang)
+    return report_of(register, findings)
+
+
+def missing_sheets(register: Register, lang: str) -> Iterator[Finding]:
+    """Each required register sheet that no tab of the workbook stands for."""
+    present = {spec.key for spec in map(match_sheet, register.sheet_names) if spec is not None}
+    for spec in DATA_SHEETS:
+        if spec.required and spec.key not in present:
+            yield make("missing-sheet", lang, spec.label(lang), label_fi=spec.fi, label_en=spec.en)
+
+
+def sheet_findings(register: Register, today: dt.date, lang: str) -> list[Finding]:
+    """Findings within the loaded sheets: structure, cells, client rows, HETU anywhere."""
+    with paused_gc():
+        findings: list[Finding] = []
+        for spec in DATA_SHEETS:
+            table = register.table(spec.key)
+            if table is not None:
+                findings.extend(check_structure(table, register, lang))
+                findings.extend(check_cells(table, today, lang))
+        clients = register.table("clients")
+        if clients is not None:
+            findings.extend(check_clients(clients, lang))
+        findings.extend(check_hetu(register, lang))
+        return findings
+
+
+def reference_findings(register: Register, ids: set[str], lang: str) -> list[Finding]:
+    """Invoices, requests and disclosures naming a client ID that ``ids`` lacks."""
+    with paused_gc():
+        findings: list[Finding] = []
         for key in CLIENT_REF_SHEETS:
             table = register.table(key)
             if table is not None:
                 findings.extend(check_client_refs(table, ids, lang))
-    findings.extend(check_hetu(register, lang))
+        return findings
+
+
+def report_of(register: Register, findings: list[Finding]) -> Report:
+    """The report: findings in the order of the workbook's sheets, then rows and columns."""
     order = {name: i for i, name in enumerate(register.sheet_names)}
     findings.sort(
         key=lambda f: (
@@ -64,7 +82,7 @@ def _validate(register: Register, today: dt.date, lang: str) -> Report:
             f.code,
         )
     )
-    return Report(str(register.path), findings)
+    return Report(str(register.path), findings, register.lang)
 
 
 def _labels(col: Column) -> dict[str, str]:

@@ -20,7 +20,7 @@ import re
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,15 @@ from sheetreg.register import (
     column_letter,
     paused_gc,
 )
-from sheetreg.schema import DATA_SHEETS, SETTINGS, Sheet, match_column, match_setting, match_sheet
+from sheetreg.schema import (
+    CLIENTS,
+    DATA_SHEETS,
+    SETTINGS,
+    Sheet,
+    match_column,
+    match_setting,
+    match_sheet,
+)
 
 if TYPE_CHECKING:
     from sheetreg.xlsxpatch import CellEdit, CellValue
@@ -215,13 +223,28 @@ def _start_formula_scan(
     return collect
 
 
-def read_register(path: Path | str) -> Register:
-    """Read a workbook into a :class:`Register`, or raise :class:`UnusableWorkbook`."""
+OTHER_SHEETS = "*other"  # in ``sheets=``: the tabs that are not register tables
+
+
+def read_register(path: Path | str, *, sheets: Collection[str] | None = None) -> Register:
+    """Read a workbook into a :class:`Register`, or raise :class:`UnusableWorkbook`.
+
+    ``sheets`` limits which tables are loaded (schema keys, plus :data:`OTHER_SHEETS` for
+    tabs that are not register tables); Settings is always read. None reads everything.
+    """
     with paused_gc():
-        return _read_register(Path(path))
+        return _read_register(Path(path), sheets)
 
 
-def _read_register(path: Path) -> Register:
+def _wanted(spec: Sheet | None, sheets: Collection[str] | None) -> bool:
+    if sheets is None or (spec is not None and spec is SETTINGS):
+        return True
+    if spec is None or not spec.columns:
+        return OTHER_SHEETS in sheets
+    return spec.key in sheets
+
+
+def _read_register(path: Path, sheets: Collection[str] | None) -> Register:
     import python_calamine as pc
 
     from sheetreg.xlsxpatch import sheet_parts
@@ -243,7 +266,17 @@ def _read_register(path: Path) -> Register:
         raise UnusableWorkbook(
             f"{path.name}: the workbook's sheet list is damaged. / Työkirja on vioittunut."
         ) from None
-    data_parts = {n: parts[n] for n in names if n in parts and match_sheet(n) in DATA_SHEETS}
+    if not any(match_sheet(n) in DATA_SHEETS for n in names):
+        raise UnusableWorkbook(
+            f"{path.name}: none of the register's sheets (Asiakkaat/Clients, Laskut/Invoices, "
+            "Pyynnöt/Requests, Luovutukset/Disclosures) is in this workbook. / "
+            "Työkirjassa ei ole rekisterin välilehtiä."
+        )
+    data_parts = {
+        n: parts[n]
+        for n in names
+        if n in parts and match_sheet(n) in DATA_SHEETS and _wanted(match_sheet(n), sheets)
+    }
     collect_formulas = _start_formula_scan(data, data_parts)
     try:
         tables: dict[str, Table] = {}
@@ -251,6 +284,8 @@ def _read_register(path: Path) -> Register:
         other: dict[str, tuple[tuple[int, int], list[list[Any]]]] = {}
         for name in names:
             spec = match_sheet(name)
+            if not _wanted(spec, sheets):
+                continue
             try:
                 sheet = wb.get_sheet_by_name(name)
                 grid = sheet.to_python()
@@ -293,13 +328,7 @@ def _read_register(path: Path) -> Register:
             [settings_table.header, *settings_table.rows],
         )
     settings, settings_rows = _read_settings(settings_table)
-    if not any(t.spec in DATA_SHEETS for t in tables.values()):
-        raise UnusableWorkbook(
-            f"{path.name}: none of the register's sheets (Asiakkaat/Clients, Laskut/Invoices, "
-            "Pyynnöt/Requests, Luovutukset/Disclosures) is in this workbook. / "
-            "Työkirjassa ei ole rekisterin välilehtiä."
-        )
-    lang = _language(settings, tables)
+    lang = _language(settings, names)
     snapshot = Snapshot(path, hashlib.sha256(data).hexdigest(), stat.st_size, stat.st_mtime_ns)
     return Register(
         snapshot, names, tables, settings, settings_rows, lang, formula_cells, merged, other
@@ -326,16 +355,15 @@ def _read_settings(table: Table | None) -> tuple[dict[str, str], dict[str, int]]
     return settings, rows
 
 
-def _language(settings: Mapping[str, str], tables: Mapping[str, Table]) -> str:
+def _language(settings: Mapping[str, str], names: Sequence[str]) -> str:
     lang = settings.get("language", "").strip().casefold()
     if lang in {"fi", "suomi", "finnish"}:
         return "fi"
     if lang in {"en", "englanti", "english"}:
         return "en"
-    clients = tables.get("clients")
-    if clients is not None and clients.name.strip().casefold() == "clients":
-        return "en"
-    return "fi"
+    # No setting: the language the Clients tab is named in.
+    english = {n.strip().casefold() for n in names} & {CLIENTS.en.casefold()}
+    return "en" if english else "fi"
 
 
 # --- writing -------------------------------------------------------------------------------

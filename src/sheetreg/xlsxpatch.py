@@ -40,10 +40,11 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from xml.parsers import expat
 
-from lxml import etree
+if TYPE_CHECKING:
+    from lxml import etree
 
 from sheetreg.errors import FidelityError, PatchError
 
@@ -361,12 +362,20 @@ class _Package:
             raise self.error(f"{real}: the package member cannot be read") from exc
 
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+@functools.cache
+def _parser() -> etree.XMLParser:
+    # lxml is imported on first use: `sheetreg validate` only needs it for workbook.xml,
+    # and importing it costs more than parsing that part.
+    from lxml import etree
+
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 
 
 def _parse_xml(pkg: _Package, name: str) -> etree._Element:
+    from lxml import etree
+
     try:
-        return etree.fromstring(pkg.read(name), _PARSER)
+        return etree.fromstring(pkg.read(name), _parser())
     except etree.XMLSyntaxError as exc:
         raise pkg.error(f"{name}: the part is not well-formed XML") from exc
 
@@ -440,6 +449,8 @@ class _Workbook:
 
 
 def _load_workbook(pkg: _Package) -> _Workbook:
+    from lxml import etree
+
     wb_part = next(
         (r.target for r in _read_rels(pkg, "") if _rel_kind(r.type) == "officeDocument"), ""
     )
@@ -1609,8 +1620,10 @@ def _content_types(pkg: _Package) -> dict[str, str]:
     """Content type of every member, from [Content_Types].xml (defaults and overrides)."""
     if not pkg.has("[Content_Types].xml"):
         return {}
+    from lxml import etree
+
     try:
-        root = etree.fromstring(pkg.read("[Content_Types].xml"), _PARSER)
+        root = etree.fromstring(pkg.read("[Content_Types].xml"), _parser())
     except etree.XMLSyntaxError:
         return {}
     defaults = {}

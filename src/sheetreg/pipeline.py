@@ -1,0 +1,107 @@
+"""`validate` on a whole file, using both cores of a small machine when the file is large.
+
+python-calamine parses a sheet while holding the GIL, and a register's Clients sheet and its
+Invoices sheet are each a large share of the work. On Linux a forked child reads and checks
+the Clients sheet while this process reads and checks the others; the child sends back its
+findings and the set of client IDs, and the cross-sheet check (unknown-client) runs here.
+The result is the same report :func:`sheetreg.validate.validate` gives on the whole register
+(a test checks that); small files and other systems take the plain serial path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+from sheetreg.errors import SheetregError, UnusableWorkbook
+from sheetreg.findings import Report
+from sheetreg.validate import (
+    client_ids,
+    missing_sheets,
+    reference_findings,
+    report_of,
+    sheet_findings,
+    validate,
+)
+from sheetreg.workbook import OTHER_SHEETS, read_register
+
+# Below this size the second process costs more than it saves (measured: about 1 MB).
+SPLIT_MIN_BYTES = 1_000_000
+CLIENT_SHEETS = frozenset({"clients"})
+OTHER_TABLES = frozenset({"invoices", "requests", "disclosures", "erasure_log", OTHER_SHEETS})
+
+
+def validate_path(
+    path: Path | str, today: dt.date, lang: str | None = None, *, split: bool | None = None
+) -> Report:
+    """Read and validate a workbook; ``split`` forces (True) or forbids (False) two processes."""
+    path = Path(path)
+    if split is None:
+        split = sys.platform.startswith("linux") and _size(path) >= SPLIT_MIN_BYTES
+    if not split:
+        return validate(read_register(path), today, lang)
+    return _validate_split(path, today, lang)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
+
+
+def _validate_split(path: Path, today: dt.date, lang: str | None) -> Report:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the Clients sheet; vanish without the parent's cleanup
+        code = 0
+        try:
+            os.close(read_end)
+            payload = pickle.dumps(_clients_part(path, today, lang))
+            with os.fdopen(write_end, "wb") as out:
+                out.write(payload)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    try:
+        register = read_register(path, sheets=OTHER_TABLES)
+        lang = lang or register.lang
+        findings = [*missing_sheets(register, lang), *sheet_findings(register, today, lang)]
+    finally:
+        child = _collect(pid, read_end)
+    if child is None:  # the child failed unexpectedly: do it the plain way
+        return validate(read_register(path), today, lang)
+    status, child_findings, ids = child
+    if status == "error":
+        raise UnusableWorkbook(child_findings)
+    findings += child_findings
+    if ids is not None:
+        findings += reference_findings(register, ids, lang)
+    return report_of(register, findings)
+
+
+def _clients_part(path: Path, today: dt.date, lang: str | None) -> tuple[str, Any, Any]:
+    try:
+        register = read_register(path, sheets=CLIENT_SHEETS)
+    except SheetregError as exc:
+        return ("error", str(exc), None)
+    lang = lang or register.lang
+    register.other_sheets.clear()  # Settings and other tabs are the parent's to scan
+    clients = register.table("clients")
+    ids = client_ids(clients) if clients is not None else None
+    return ("ok", sheet_findings(register, today, lang), ids)
+
+
+def _collect(pid: int, read_end: int) -> tuple[str, Any, Any] | None:
+    with os.fdopen(read_end, "rb") as fh:
+        payload = fh.read()
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or not payload:
+        return None
+    result: tuple[str, Any, Any] = pickle.loads(payload)
+    return result
