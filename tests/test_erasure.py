@@ -483,6 +483,33 @@ def test_erase_due_does_flags_and_approved_erasures_in_one_write(tmp_path):
     assert plans == [] and not again.written and sha(path) == before
 
 
+def test_invoice_rows_go_when_accounting_retention_ends(tmp_path):
+    """After the erasure, the weekly step empties the pseudonymous invoice rows on 1.1 of the
+    seventh year, logs it, and updates the tombstone's status; then nothing more."""
+    invoice = {
+        "invoice_number": "7001",
+        "client_id": "A1002",
+        "invoice_date": dt.date(2025, 3, 1),
+        "amount": 80,
+        "paid_on": dt.date(2025, 3, 10),
+    }
+    path = make(tmp_path, invoices=[invoice])
+    assert invoke("erase", str(path), "--client", "A1002", "--yes").exit_code == 0
+    ref = sheet_rows(path, "Asiakkaat")[2][0]
+    _, plans = erase_due(path, dt.date(2031, 12, 31))
+    assert plans == []
+    _, plans = erase_due(path, dt.date(2032, 1, 1))
+    assert [(p.client_id, p.scope) for p in plans] == [(ref, "retention-ended")]
+    assert len(sheet_rows(path, "Laskut")) == 1  # only the header is left
+    tombstone = sheet_rows(path, "Asiakkaat")[2]
+    assert tombstone[0] == ref and tombstone[-1] == "Poistettu 25.11.2026 (loki E-1)"
+    log = sheet_rows(path, "Poistoloki")[2]
+    assert (log[0], log[2], log[3]) == ("E-2", ref, "kirjanpidon säilytysaika päättyi")
+    before = sha(path)
+    _, plans = erase_due(path, dt.date(2032, 1, 1))
+    assert plans == [] and sha(path) == before
+
+
 def test_approved_cli(tmp_path):
     """`erase --approved` erases the approved rows and reports refusals with exit 1."""
     path = make(

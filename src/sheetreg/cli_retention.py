@@ -213,8 +213,9 @@ def _plan_text(plan: ErasurePlan, lang: str) -> str:
     scope = {
         "full": _t(lang, "koko asiakas", "the whole client"),
         "partial": _t(lang, "osittainen", "partial"),
+        "retention-ended": _t(lang, "vanhentuneet laskurivit", "expired invoice rows"),
         "none": _t(lang, "ei mitään", "nothing"),
-    }[plan.scope]
+    }.get(plan.scope, plan.scope)
     lines = [
         _t(lang, "Poistosuunnitelma", "Erasure plan")
         + f": {plan.client_id} ({reason_text(plan.reason, plan.scope, lang)}) – {scope}"
@@ -265,6 +266,9 @@ def _result_text(result: ErasureResult, lang: str) -> str:
     for o in result.outcomes:
         if o.plan.scope == "full":
             head = _t(lang, "Poistettu", "Erased") + f": {o.plan.client_id} → {o.reference}"
+        elif o.plan.scope == "retention-ended":
+            head = _t(lang, "Vanhentuneet laskurivit poistettu", "Expired invoice rows erased")
+            head += f": {o.reference}"
         else:
             head = _t(lang, "Osittain poistettu", "Partly erased") + f": {o.plan.client_id}"
         lines.append(f"{head} ({_t(lang, 'loki', 'log')} {o.log_id}); {o.verification.text(lang)}")

@@ -66,6 +66,7 @@ from sheetreg.retention import (
     ErasureRecord,
     Hold,
     Refusal,
+    client_statuses,
     due_erasures,
     field_label,
     fields_text,
@@ -74,6 +75,7 @@ from sheetreg.retention import (
     is_pseudonym,
     mentions_pattern,
     plan_erasure,
+    plan_retention_ended,
     policy_from_settings,
     status_text,
 )
@@ -731,7 +733,7 @@ def _edits_for(
 ) -> list[CellEdit]:
     from sheetreg.xlsxpatch import CellEdit
 
-    reference = key.reference(plan.client_id)
+    reference = _reference(plan, key)
     pattern = mentions_pattern(plan.client_id)
     edits = []
     for change in plan.changes:
@@ -751,6 +753,11 @@ def _edits_for(
     return edits
 
 
+def _reference(plan: ErasurePlan, key: ErasureKey) -> str:
+    """The plan's pseudonymous reference (an erased client's ID already is one)."""
+    return plan.client_id if is_pseudonym(plan.client_id) else key.reference(plan.client_id)
+
+
 def _suppression_for(register: Register, plan: ErasurePlan, key: ErasureKey) -> list[str]:
     if not plan.suppression:
         return []
@@ -767,6 +774,10 @@ _REASONS = {
     ("request", "partial"): ("pyyntö, osittainen", "request, partial"),
     ("ended", "full"): ("asiakkuus päättynyt", "relationship ended"),
     ("ended", "partial"): ("asiakkuus päättynyt, osittainen", "relationship ended, partial"),
+    ("retention-ended", "retention-ended"): (
+        "kirjanpidon säilytysaika päättyi",
+        "accounting retention ended",
+    ),
 }
 _BASIS_WORDS = {c.key: (c.fi.lower(), c.en.lower()) for c in DISCLOSURE_BASES}
 _BASIS_WORDS["partner"] = ("yhteistyökumppani", "partner")
@@ -788,7 +799,7 @@ def _kept_text(plan: ErasurePlan, tokens: Sequence[str], lang: str) -> str:
     if accounting:
         dates = [h.until for h in accounting if h.until]
         until = fmt_date(max(dates)) if dates else "?"
-        rows = len(accounting) if plan.scope == "partial" else plan.pseudonymised.get("invoices", 0)
+        rows = plan.pseudonymised.get("invoices", 0) if plan.scope == "full" else len(accounting)
         fields = fields_text(accounting[0].fields, lang)
         ground = accounting[0].ground
         parts.append(
@@ -1232,7 +1243,7 @@ def _attempt(
         row = {
             "log_id": log_id,
             "timestamp": stamp.isoformat(" "),
-            "reference": key.reference(plan.client_id),
+            "reference": _reference(plan, key),
             "reason": reason_text(
                 plan.reason, plan.scope, lang, reapply_of.get(plan.client_id, "")
             ),
@@ -1340,15 +1351,20 @@ def _erase_copy(
         data = copy.read_bytes()
         plans = []
         for spec in specs:
-            plan = plan_erasure(
-                reg,
-                spec.client_id,
-                spec.today,
-                spec.reason,
-                fields=spec.fields if spec.scope == "partial" else None,
-                force=True,
-            )
-            if plan.allowed:
+            plan: ErasurePlan | None
+            if spec.scope == "retention-ended":
+                status = client_statuses(reg, spec.today).get(spec.client_id)
+                plan = plan_retention_ended(reg, status, spec.today) if status else None
+            else:
+                plan = plan_erasure(
+                    reg,
+                    spec.client_id,
+                    spec.today,
+                    spec.reason,
+                    fields=spec.fields if spec.scope == "partial" else None,
+                    force=True,
+                )
+            if plan is not None and plan.allowed:
                 plans.append((plan, spec.log_id))
         edits: list[CellEdit] = []
         changed: set[tuple[str, str]] = set()

@@ -1197,6 +1197,9 @@ def due_erasures(register: Register, today: dt.date) -> list[ErasurePlan]:
     plans = []
     for status in _status_rows(register, today):
         if status.erased:
+            expired = plan_retention_ended(register, status, today)
+            if expired is not None:
+                plans.append(expired)
             continue
         due_auto = (
             status.automatic
@@ -1212,6 +1215,52 @@ def due_erasures(register: Register, today: dt.date) -> list[ErasurePlan]:
             continue
         plans.append(plan)
     return plans
+
+
+def plan_retention_ended(
+    register: Register, status: ClientStatus, today: dt.date
+) -> ErasurePlan | None:
+    """For an erased client: empty the invoice rows whose accounting retention has ended.
+
+    The rows carry the pseudonymous reference; once 31.12 of the sixth year has passed the
+    Accounting Act no longer needs them. None when no row has expired.
+    """
+    invoices = register.table("invoices")
+    if invoices is None or not status.erased:
+        return None
+    policy = policy_from_settings(register.settings)
+    plan = ErasurePlan(
+        status.client_id, "retention-ended", today, "none", register.lang, register.snapshot.sha256
+    )
+    plan.status, plan.row = status, status.row
+    erased: list[str] = []
+    for j in _rows_with_id(invoices, status.client_id):
+        day = invoices.date(j, "invoice_date")
+        if day is None or today <= accounting_retention_until(day, policy.fy_end):
+            continue
+        for idx, fkey, _raw in _row_cells(invoices, j):
+            plan.changes.append(_change(invoices, j, idx, fkey, "empty"))
+            if fkey not in erased:
+                erased.append(fkey)
+    if not plan.changes:
+        return None
+    plan.scope = "retention-ended"
+    plan.erased_fields = tuple(erased)
+    plan.kept = [h for h in status.holds if h.kind == "accounting-retention"]
+    clients = register.table("clients")
+    if clients is not None and clients.has("privacy_status"):
+        text = status_text(replace(status, holds=tuple(plan.kept)), register.lang)
+        if (clients.text(status.index, "privacy_status") or "") != text:
+            plan.changes.append(
+                CellChange(
+                    clients.name,
+                    clients.ref(status.index, "privacy_status"),
+                    "clients.privacy_status",
+                    "set",
+                    text,
+                )
+            )
+    return plan
 
 
 ERASURE_LOG_COLUMNS = tuple(c.key for c in ERASURE_LOG.columns)
