@@ -212,3 +212,10 @@ def test_every_code_documented():
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "finding-codes.md"
     assert doc.read_text(encoding="utf-8") == catalogue_markdown()
+
+
+def test_erased_client_rows_are_not_findings(register_path):
+    """A client row sheetreg erased (pseudonymous reference, emptied cells) is not reported."""
+    erased = dict.fromkeys(client()) | {"client_id": "P-0123456789abcdef"}
+    path = register_path(clients=[client(), erased])
+    assert findings_of(path) == []

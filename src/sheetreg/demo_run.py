@@ -23,6 +23,7 @@ class DemoSummary:
     clients: int
     findings: dict[str, int] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    retention: list[str] = field(default_factory=list)  # what flag and erase did
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -33,6 +34,7 @@ class DemoSummary:
             "clients": self.clients,
             "findings": self.findings,
             "files": {k: str(v) for k, v in self.files.items()},
+            "retention": self.retention,
         }
 
     def text(self) -> str:
@@ -44,6 +46,7 @@ class DemoSummary:
             ("Tarkistuksen löydökset" if fi else "Validation findings") + ":",
         ]
         lines += [f"  {code}: {n}" for code, n in sorted(self.findings.items())]
+        lines += self.retention
         for what, path in self.files.items():
             lines.append(f"{what}: {path}")
         lines.append(
@@ -57,6 +60,7 @@ class DemoSummary:
 def run_demo(folder: Path, *, clients: int, lang: str, today: dt.date) -> DemoSummary:
     """Make (or remake) the demo register in ``folder`` and run sheetreg's checks on it."""
     from sheetreg.demo import make_demo_workbook
+    from sheetreg.erasure import run_retention_demo
     from sheetreg.extract import make_demo_extract
     from sheetreg.validate import validate
     from sheetreg.workbook import read_register
@@ -87,4 +91,9 @@ def run_demo(folder: Path, *, clients: int, lang: str, today: dt.date) -> DemoSu
     extract = make_demo_extract(path, today=today, lang=lang)
     if extract is not None:
         files["Tarkastusote" if fi else "Access extract"] = extract.folder
-    return DemoSummary(folder, path, lang, clients, report.summary()["by_code"], files)
+    # After the extract: the erasure below changes the workbook the extract was read from.
+    retention = run_retention_demo(path, today)
+    files["Poistojen kirjaus (tiedosto)" if fi else "Erasure journal (file)"] = retention.journal
+    summary = DemoSummary(folder, path, lang, clients, report.summary()["by_code"], files)
+    summary.retention = retention.lines(lang)
+    return summary

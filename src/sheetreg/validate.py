@@ -188,9 +188,28 @@ def _flagged(
                 yield i, code
 
 
+def checked_rows(table: Table) -> list[int]:
+    """The rows to check: not blank, and not a client row that sheetreg has erased.
+
+    An erased client keeps only a pseudonymous reference in the Clients sheet (see
+    retention.py); its emptied name and contact cells are the erasure, not a mistake.
+    """
+    rows = table.nonblank_rows()
+    if table.spec is not CLIENTS or not table.has("client_id"):
+        return rows
+    from sheetreg.retention import is_pseudonym
+
+    ids = table.column_values("client_id")
+    return [
+        i
+        for i in rows
+        if not (ids[i].__class__ is str and ids[i].startswith("P-") and is_pseudonym(ids[i]))
+    ]
+
+
 def check_cells(table: Table, today: dt.date, lang: str) -> Iterator[Finding]:
     """Per-cell checks of every known column: required values, types, formats, dates."""
-    rows = table.nonblank_rows()
+    rows = checked_rows(table)
     columns = table.columns_data()
     for col in table.spec.columns:
         if not table.has(col.key) or col.written_by_sheetreg:
@@ -367,7 +386,7 @@ def _id_text(raw: Any) -> str:
 
 def check_clients(clients: Table, lang: str) -> Iterator[Finding]:
     """Rules across a client's row and across clients."""
-    rows = clients.nonblank_rows()
+    rows = checked_rows(clients)
 
     def at(i: int, key: str, code: str, **p: Any) -> Finding:
         return make(
