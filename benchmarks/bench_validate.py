@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registers import make_register  # noqa: E402
+from registers import make_register
 
 BASELINE = (
     "import sys, python_calamine\n"

@@ -65,7 +65,9 @@ def make_register(path: Path, clients: int, *, seed: int = 1) -> Path:
         inv.write_datetime(r, 3, dt.datetime.combine(day, dt.time()) + dt.timedelta(14), date_fmt)
         inv.write_number(r, 4, rnd.choice([65.0, 85.5, 120.0]))
         if rnd.random() < 0.95:
-            inv.write_datetime(r, 5, dt.datetime.combine(day, dt.time()) + dt.timedelta(10), date_fmt)
+            inv.write_datetime(
+                r, 5, dt.datetime.combine(day, dt.time()) + dt.timedelta(10), date_fmt
+            )
         inv.write_string(r, 6, "Ei")
     req = sheets["requests"]
     for k in range(max(10, clients // 1000)):
