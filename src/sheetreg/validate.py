@@ -16,7 +16,15 @@ from typing import Any
 from sheetreg import values
 from sheetreg.findings import Finding, Report, make
 from sheetreg.register import Register, Table, column_index, column_letter, paused_gc
-from sheetreg.schema import CLIENTS, DATA_SHEETS, Column, Kind, match_column, match_sheet
+from sheetreg.schema import (
+    CLIENTS,
+    DATA_SHEETS,
+    Choice,
+    Column,
+    Kind,
+    match_column,
+    match_sheet,
+)
 
 CLIENT_REF_SHEETS = ("invoices", "requests", "disclosures")
 FUTURE_CHECKED = {("clients", "start"), ("invoices", "invoice_date"), ("requests", "received")}
@@ -384,6 +392,11 @@ def _id_text(raw: Any) -> str:
     return raw.strip() if raw.__class__ is str else (values.as_text(raw) or "")
 
 
+def _distinct_of(table: Table, key: str) -> set[Any]:
+    """The distinct raw values of column ``key``; {""} when the sheet lacks the column."""
+    return table.distinct(table.columns[key]) if key in table.columns else {""}
+
+
 def check_clients(clients: Table, lang: str) -> Iterator[Finding]:
     """Rules across a client's row and across clients."""
     rows = checked_rows(clients)
@@ -400,8 +413,10 @@ def check_clients(clients: Table, lang: str) -> Iterator[Finding]:
         )
 
     has = clients.has
-    if has("client_id"):
-        ids = [_id_text(v) for v in clients.column_values("client_id")]
+    raw_ids = clients.column_values("client_id")
+    if has("client_id") and len(_distinct_of(clients, "client_id")) < len(raw_ids):
+        # Some raw ID repeats (a set is C-speed); only then normalise and find which.
+        ids = [_id_text(v) for v in raw_ids]
         repeated = {v for v, n in Counter(ids).items() if n > 1 and v}
         first_row: dict[str, int] = {}
         for i in rows:
@@ -415,24 +430,28 @@ def check_clients(clients: Table, lang: str) -> Iterator[Finding]:
     if has("phone") or has("email"):
         key = "phone" if has("phone") else "email"
         phones, emails = clients.column_values("phone"), clients.column_values("email")
-        for i in rows:
-            if _is_blank(phones[i]) and _is_blank(emails[i]):
-                yield at(
-                    i,
-                    key,
-                    "missing-value",
-                    label_fi="Puhelin tai sähköposti",
-                    label_en="Phone or e-mail",
-                )
+        blank_phones = _blank_values(_distinct_of(clients, "phone"))
+        blank_emails = _blank_values(_distinct_of(clients, "email"))
+        both_blank = (
+            [i for i in rows if phones[i] in blank_phones and emails[i] in blank_emails]
+            if blank_phones and blank_emails
+            else []
+        )
+        for i in both_blank:
+            yield at(
+                i,
+                key,
+                "missing-value",
+                label_fi="Puhelin tai sähköposti",
+                label_en="Phone or e-mail",
+            )
     if has("start") and has("end"):
         starts, ends = clients.column_values("start"), clients.column_values("end")
-        for i in rows:
-            end_raw = ends[i]
-            if end_raw == "":
-                continue
-            start_raw = starts[i]
-            if start_raw.__class__ is dt.datetime and end_raw.__class__ is dt.datetime:
-                if end_raw.date() < start_raw.date():
+        for i in [i for i in rows if ends[i] != ""]:
+            start_raw, end_raw = starts[i], ends[i]
+            if start_raw.__class__ is end_raw.__class__ and isinstance(end_raw, dt.date):
+                # Both real Excel dates: compare the days directly.
+                if end_raw.toordinal() < start_raw.toordinal():
                     yield at(i, "end", "end-before-start")
                 continue
             start, end = clients.date(i, "start"), clients.date(i, "end")
@@ -451,22 +470,30 @@ _BILLING_NEEDS = {
 
 
 def _check_billing(clients: Table, rows: list[int], lang: str) -> Iterator[Finding]:
+    """Paper billing needs the full street address; e-mail billing needs the e-mail."""
     billing = clients.column_spec("billing_method")
     methods = clients.column_values("billing_method")
-    needed = {k: clients.column_values(k) for ks in _BILLING_NEEDS.values() for k in ks}
-    memo: dict[Any, Any] = {}
-    for i in rows:
-        raw = methods[i]
-        if raw not in memo:
-            try:
-                memo[raw] = values.as_choice(raw, billing.choices)
-            except ValueError:
-                memo[raw] = None  # reported as invalid-choice
-        method = memo[raw]
-        if method is None:
+    chosen: dict[Any, Choice] = {}
+    for raw in _distinct_of(clients, "billing_method"):
+        try:
+            choice = values.as_choice(raw, billing.choices)
+        except ValueError:
+            continue  # reported as invalid-choice
+        if choice is not None:
+            chosen[raw] = choice
+    for method_key, needs in _BILLING_NEEDS.items():
+        raws = {raw for raw, choice in chosen.items() if choice.key == method_key}
+        if not raws:
             continue
-        missing = [k for k in _BILLING_NEEDS.get(method.key, ()) if _is_blank(needed[k][i])]
-        if missing:
+        required = [
+            (key, clients.column_values(key), _blank_values(_distinct_of(clients, key)))
+            for key in needs
+        ]
+        for i in [i for i in rows if methods[i] in raws]:
+            missing = [key for key, column, blanks in required if column[i] in blanks]
+            if not missing:
+                continue
+            method = chosen[methods[i]]
             cols = [clients.spec.column(k) for k in missing]
             yield make(
                 "billing-address-incomplete",
