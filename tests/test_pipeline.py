@@ -60,3 +60,15 @@ def test_split_without_clients_sheet(register_path):
     serial = validate_path(path, TODAY, split=False)
     assert validate_path(path, TODAY, split=True).to_dict() == serial.to_dict()
     assert [f.code for f in serial.findings].count("missing-sheet") == 3
+
+
+def _boom(x):
+    raise RuntimeError(x)
+
+
+def test_forked_work_returns_results_and_failures():
+    """A forked job hands back its result, or FAILED when it raised; the parent carries on."""
+    from sheetreg import forking
+
+    assert forking.start(sum, [1, 2, 3])() == 6
+    assert forking.start(_boom, "x")() is forking.FAILED

@@ -11,12 +11,10 @@ The result is the same report :func:`sheetreg.validate.validate` gives on the wh
 from __future__ import annotations
 
 import datetime as dt
-import os
-import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
+from sheetreg import forking
 from sheetreg.errors import SheetregError, UnusableWorkbook
 from sheetreg.findings import Report
 from sheetreg.validate import (
@@ -41,7 +39,7 @@ def validate_path(
     """Read and validate a workbook; ``split`` forces (True) or forbids (False) two processes."""
     path = Path(path)
     if split is None:
-        split = sys.platform.startswith("linux") and _size(path) >= SPLIT_MIN_BYTES
+        split = forking.CAN_FORK and _size(path) >= SPLIT_MIN_BYTES
     if not split:
         return validate(read_register(path), today, lang)
     return _validate_split(path, today, lang)
@@ -55,26 +53,14 @@ def _size(path: Path) -> int:
 
 
 def _validate_split(path: Path, today: dt.date, lang: str | None) -> Report:
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: the Clients sheet; vanish without the parent's cleanup
-        code = 0
-        try:
-            os.close(read_end)
-            payload = pickle.dumps(_clients_part(path, today, lang))
-            with os.fdopen(write_end, "wb") as out:
-                out.write(payload)
-        except BaseException:
-            code = 1
-        os._exit(code)
-    os.close(write_end)
+    collect_clients = forking.start(_clients_part, path, today, lang)
     try:
         register = read_register(path, sheets=OTHER_TABLES)
         lang = lang or register.lang
         findings = [*missing_sheets(register, lang), *sheet_findings(register, today, lang)]
     finally:
-        child = _collect(pid, read_end)
-    if child is None:  # the child failed unexpectedly: do it the plain way
+        child = collect_clients()
+    if child is forking.FAILED:  # the child failed unexpectedly: do it the plain way
         return validate(read_register(path), today, lang)
     status, child_findings, ids = child
     if status == "error":
@@ -95,13 +81,3 @@ def _clients_part(path: Path, today: dt.date, lang: str | None) -> tuple[str, An
     clients = register.table("clients")
     ids = client_ids(clients) if clients is not None else None
     return ("ok", sheet_findings(register, today, lang), ids)
-
-
-def _collect(pid: int, read_end: int) -> tuple[str, Any, Any] | None:
-    with os.fdopen(read_end, "rb") as fh:
-        payload = fh.read()
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0 or not payload:
-        return None
-    result: tuple[str, Any, Any] = pickle.loads(payload)
-    return result

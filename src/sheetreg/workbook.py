@@ -15,17 +15,15 @@ import datetime as dt
 import hashlib
 import io
 import os
-import pickle
 import re
-import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sheetreg import values
+from sheetreg import forking, values
 from sheetreg.errors import FidelityError, UnusableWorkbook, WriteRefused
 from sheetreg.register import (
     Register,
@@ -185,44 +183,6 @@ def _has_formula(xml: bytes) -> bool:
     return False
 
 
-def _start_formula_scan(
-    data: bytes, parts: Mapping[str, str]
-) -> Callable[[], dict[str, list[tuple[int, int]]] | None]:
-    """Start the formula scan beside python-calamine; returns a function that collects it.
-
-    python-calamine holds the GIL while it parses, so a thread would only wait for it. On
-    Linux a forked child (sharing the already-read bytes copy-on-write, no pickling) uses
-    the second core and sends back only the cell positions. Elsewhere fork is unsafe or
-    slow, and the scan runs when collected. The collector returns None if the scan failed.
-    """
-    if not sys.platform.startswith("linux"):
-        return lambda: _formula_cells_by_sheet(data, parts)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: scan, send, vanish without running the parent's cleanup
-        code = 0
-        try:
-            os.close(read_end)
-            payload = pickle.dumps(_formula_cells_by_sheet(data, parts))
-            with os.fdopen(write_end, "wb") as out:
-                out.write(payload)
-        except BaseException:
-            code = 1
-        os._exit(code)
-    os.close(write_end)
-
-    def collect() -> dict[str, list[tuple[int, int]]] | None:
-        with os.fdopen(read_end, "rb") as fh:
-            payload = fh.read()
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0 or not payload:
-            return None
-        result: dict[str, list[tuple[int, int]]] = pickle.loads(payload)
-        return result
-
-    return collect
-
-
 OTHER_SHEETS = "*other"  # in ``sheets=``: the tabs that are not register tables
 
 
@@ -277,7 +237,8 @@ def _read_register(path: Path, sheets: Collection[str] | None) -> Register:
         for n in names
         if n in parts and match_sheet(n) in DATA_SHEETS and _wanted(match_sheet(n), sheets)
     }
-    collect_formulas = _start_formula_scan(data, data_parts)
+    # Beside python-calamine, on the second core (see forking.py).
+    collect_formulas = forking.start(_formula_cells_by_sheet, data, data_parts)
     try:
         tables: dict[str, Table] = {}
         merged: dict[str, list[str]] = {}
@@ -307,7 +268,7 @@ def _read_register(path: Path, sheets: Collection[str] | None) -> Register:
                 ]
     finally:
         formulas = collect_formulas()
-    if formulas is None:
+    if formulas is forking.FAILED:
         raise UnusableWorkbook(
             f"{path.name}: a sheet of the workbook is damaged. / Työkirja on vioittunut."
         )

@@ -1,0 +1,60 @@
+"""Work on the second core: a forked child computes one result and sends it back pickled.
+
+python-calamine holds the GIL while it parses, so threads cannot overlap with it; a forked
+child can, and it shares the parent's memory copy-on-write (the workbook's bytes are not
+copied or pickled). Only Linux forks here: on macOS fork is unsafe with system frameworks and
+on Windows it does not exist, so there the work runs in-process when collected.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from collections.abc import Callable
+from typing import Any
+
+CAN_FORK = sys.platform.startswith("linux")
+
+Collector = Callable[[], Any]
+FAILED = object()  # what a collector returns when the child died or raised
+
+
+def start(fn: Callable[..., Any], *args: Any) -> Collector:
+    """Start ``fn(*args)`` beside this process; the returned function waits for its result.
+
+    The collector returns the result, or :data:`FAILED` if the child could not deliver one;
+    it must be called exactly once (it reaps the child).
+    """
+    if not CAN_FORK:
+        return lambda: _in_process(fn, *args)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, send, vanish without running the parent's cleanup
+        code = 0
+        try:
+            os.close(read_end)
+            payload = pickle.dumps(fn(*args))
+            with os.fdopen(write_end, "wb") as out:
+                out.write(payload)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+
+    def collect() -> Any:
+        with os.fdopen(read_end, "rb") as fh:
+            payload = fh.read()
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0 or not payload:
+            return FAILED
+        return pickle.loads(payload)
+
+    return collect
+
+
+def _in_process(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception:
+        return FAILED
