@@ -11,31 +11,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registers import make_register
+from registers import BASELINE, make_register_elsewhere, timed
 
-BASELINE = (
-    "import sys, python_calamine\n"
-    "wb = python_calamine.CalamineWorkbook.from_path(sys.argv[1])\n"
-    "for name in wb.sheet_names:\n"
-    "    wb.get_sheet_by_name(name).to_python()\n"
-)
 TARGET_SECONDS = 1.0
-
-
-def timed(cmd: list[str]) -> float:
-    """Wall seconds of one whole process; it must exit 0."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
-    wall = time.perf_counter() - t0
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    return wall
 
 
 def main() -> None:
@@ -48,15 +31,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             path = Path(tmp) / f"register-{size}.xlsx"
-            make_register(path, size)
+            make_register_elsewhere(path, size)
             client_id = f"A{100000 + size // 2}"  # mid-sheet, with invoices and all
             ours_cmd = [py, "-m", "sheetreg", "extract", str(path), "--client", client_id]
             ours_cmd += ["--today", "2026-11-25", "--out", str(Path(tmp) / "extracts")]
             base_cmd = [py, "-c", BASELINE, str(path)]
             ours, base = [], []
             for _ in range(args.runs):  # interleaved, so drift hits both sides alike
-                ours.append(timed(ours_cmd))
-                base.append(timed(base_cmd))
+                wall, _, code = timed(ours_cmd)
+                assert code == 0, f"extract exited {code}"
+                ours.append(wall)
+                base.append(timed(base_cmd)[0])
             o, b = statistics.median(ours), statistics.median(base)
             verdict = "ok" if o <= TARGET_SECONDS else "SLOW"
             print(f"{size:>8} {o:>10.3f} {b:>10.3f} {o / b:>6.2f} {verdict:>7}")

@@ -18,51 +18,16 @@ Target: flag and erase <= 1 s each at 20,000 clients.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import xlsxwriter
-
-from sheetreg.schema import ERASURE_LOG
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registers import make_register
+from registers import make_register_elsewhere, timed
 
 TODAY = "2026-11-25"
 CLIENT = "A100006"  # ended in the generated register (seed 1), no open invoice
-
-
-def make_register_with_log(path: Path, clients: int) -> Path:
-    """registers.make_register, plus an empty Poistoloki sheet with its header row."""
-    close = xlsxwriter.Workbook.close
-
-    def close_with_log(self: xlsxwriter.Workbook) -> None:
-        ws = self.add_worksheet(ERASURE_LOG.fi)
-        ws.write_row(0, 0, [c.fi for c in ERASURE_LOG.columns])
-        close(self)
-
-    xlsxwriter.Workbook.close = close_with_log  # type: ignore[method-assign]
-    try:
-        return make_register(path, clients)
-    finally:
-        xlsxwriter.Workbook.close = close  # type: ignore[method-assign]
-
-
-def run(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MiB and exit code of one child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        print(proc.stderr.read().decode() if proc.stderr else "", file=sys.stderr)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
 
 
 def main() -> None:
@@ -77,7 +42,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="sheetreg-bench-") as tmp:
         root = Path(tmp)
-        original = make_register_with_log(root / "original.xlsx", args.clients)
+        original = make_register_elsewhere(root / "original.xlsx", args.clients, erasure_log=True)
         size = original.stat().st_size / 2**20
         cases: list[tuple[str, Path, list[str]]] = []
         for name in ("flag", "erase", "openpyxl"):
@@ -97,7 +62,7 @@ def main() -> None:
         print(f"{'case':<17} {'wall s':>7} {'peak MiB':>9}  note")
         results = {}
         for name, cwd, cmd in cases:
-            wall, peak, code = run(cmd, cwd)
+            wall, peak, code = timed(cmd, cwd)
             results[name] = wall
             note = "" if code == 0 else f"exit {code}"
             if name == "openpyxl":

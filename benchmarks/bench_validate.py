@@ -10,40 +10,13 @@ Targets (issue 2): ratio <= 1.5 at 20,000 and 100,000 clients; peak memory <= 40
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-BASELINE = (
-    "import sys, python_calamine\n"
-    "wb = python_calamine.CalamineWorkbook.from_path(sys.argv[1])\n"
-    "for name in wb.sheet_names:\n"
-    "    wb.get_sheet_by_name(name).to_python()\n"
-)
-
-
-def make_register_elsewhere(path: Path, size: int) -> None:
-    """Generate in a child process, so this one stays small: a child forked from a big
-    parent starts with the parent's pages, and ru_maxrss would count them."""
-    code = "import sys; from registers import make_register as m; m(__import__('pathlib')"
-    code += ".Path(sys.argv[1]), int(sys.argv[2]))"
-    here = str(Path(__file__).resolve().parent)
-    env = {**os.environ, "PYTHONPATH": here}
-    subprocess.run([sys.executable, "-c", code, str(path), str(size)], check=True, env=env)
-
-
-def timed(cmd: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MiB and exit code of one whole process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from registers import BASELINE, make_register_elsewhere, timed
 
 
 def main() -> None:

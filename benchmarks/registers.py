@@ -8,12 +8,16 @@ one worksheet part per sheet, as Excel does. Values come from small pools plus c
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import xlsxwriter
 
-from sheetreg.schema import CLIENTS, DISCLOSURES, INVOICES, REQUESTS
+from sheetreg.schema import CLIENTS, DISCLOSURES, ERASURE_LOG, INVOICES, REQUESTS
 
 FIRST = ["Aino", "Eero", "Helmi", "Juho", "Kaisa", "Lauri", "Minna", "Olli", "Sanna", "Veikko"]
 LAST = ["Virtanen", "Korhonen", "Mäkinen", "Nieminen", "Hämäläinen", "Laine", "Heikkinen"]
@@ -21,7 +25,43 @@ CITIES = [("33100", "Tampere"), ("00100", "Helsinki"), ("20100", "Turku"), ("401
 STREETS = ["Hämeenkatu", "Satakunnankatu", "Pirkankatu", "Kauppakatu", "Rautatienkatu"]
 
 
-def make_register(path: Path, clients: int, *, seed: int = 1) -> Path:
+# A bare Python process that only imports python_calamine and reads every sheet: the
+# baseline each benchmark measures in the same run.
+BASELINE = (
+    "import sys, python_calamine\n"
+    "wb = python_calamine.CalamineWorkbook.from_path(sys.argv[1])\n"
+    "for name in wb.sheet_names:\n"
+    "    wb.get_sheet_by_name(name).to_python()\n"
+)
+
+
+def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MiB and exit code of one whole process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1) and proc.stderr is not None:
+        print(proc.stderr.read().decode(errors="replace"), file=sys.stderr)
+    return wall, usage.ru_maxrss / 1024, code
+
+
+def make_register_elsewhere(path: Path, clients: int, *, erasure_log: bool = False) -> Path:
+    """:func:`make_register` in a child process, so the benchmark itself stays small.
+
+    A child forked from a big parent starts with the parent's pages, and ru_maxrss would
+    count them in the measured command's peak.
+    """
+    code = "import sys, pathlib; from registers import make_register as m; "
+    code += "m(pathlib.Path(sys.argv[1]), int(sys.argv[2]), erasure_log=sys.argv[3] == '1')"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    args = [str(path), str(clients), "1" if erasure_log else "0"]
+    subprocess.run([sys.executable, "-c", code, *args], check=True, env=env)
+    return path
+
+
+def make_register(path: Path, clients: int, *, seed: int = 1, erasure_log: bool = False) -> Path:
     """Write a register of ``clients`` clients, ~2 invoices each, to ``path``."""
     rnd = random.Random(seed)
     wb = xlsxwriter.Workbook(str(path))
@@ -85,5 +125,8 @@ def make_register(path: Path, clients: int, *, seed: int = 1) -> Path:
         dis.write_string(r, 2, "Perintätoimisto Oy")
         dis.write_string(r, 3, "Perintä")
         dis.write_string(r, 4, "Nimi, osoite, laskut")
+    if erasure_log:  # an empty Poistoloki sheet with its header row, as the template has
+        log = wb.add_worksheet(ERASURE_LOG.fi)
+        log.write_row(0, 0, [c.fi for c in ERASURE_LOG.columns])
     wb.close()
     return path
