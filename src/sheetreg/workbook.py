@@ -44,7 +44,7 @@ from sheetreg.schema import (
 )
 
 if TYPE_CHECKING:
-    from sheetreg.xlsxpatch import CellEdit, CellValue
+    from sheetreg.xlsxpatch import CellEdit, CellValue, PatchResult
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
@@ -521,7 +521,7 @@ def write_cells(
     "Sheet1!D2": None}`` or a sequence of :class:`CellEdit`. ``expected`` is the snapshot
     taken when the workbook was read; the write is refused if the file changed since.
     """
-    from sheetreg.xlsxpatch import patch_workbook, verify_patch
+    from sheetreg.xlsxpatch import patch_workbook
 
     path = Path(path)
     plan = _as_edits(edits)
@@ -540,11 +540,23 @@ def write_cells(
     backups = backup_dir or default_backup_dir(path)
     remove_stale_temps(path, backups)
     result = patch_workbook(data, plan)
-    verify_patch(data, result, plan)
+    # The fidelity check needs only the two packages, so it runs on the second core while
+    # the temporary file is written and read back (forking.py); the replace waits for it.
+    fidelity = forking.start(_fidelity_verdict, data, result, plan)
     folder = path.parent
-    tmp = _write_new_file(folder, _temp_prefix(path), ".tmp", result.data)
+    tmp: Path | None = None
     try:
-        _reopen_check(tmp, plan)
+        try:
+            tmp = _write_new_file(folder, _temp_prefix(path), ".tmp", result.data)
+            _reopen_check(tmp, plan)
+        finally:
+            verdict = fidelity()
+        if verdict is not None:
+            raise FidelityError(
+                verdict
+                if isinstance(verdict, str)
+                else "the fidelity check could not run; the original was left in place."
+            )
         # Last look before the switch: still closed, still the file we patched.
         ensure_not_open(path)
         if _sha256(path.read_bytes()) != before:
@@ -555,8 +567,9 @@ def write_cells(
         tmp.replace(path)
         _fsync_dir(folder)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         raise
     _rotate_backups(path, backups, keep_backups)
     return WriteResult(
@@ -569,6 +582,17 @@ def write_cells(
         removed_strings=result.removed_strings,
         residues=list(result.residues),
     )
+
+
+def _fidelity_verdict(original: bytes, result: PatchResult, plan: Sequence[CellEdit]) -> str | None:
+    """None when the patched package differs from the original only as planned, else why."""
+    from sheetreg.xlsxpatch import verify_patch
+
+    try:
+        verify_patch(original, result, plan)
+    except FidelityError as exc:
+        return str(exc)
+    return None
 
 
 def _as_edits(edits: Mapping[str, CellValue] | Sequence[CellEdit]) -> list[CellEdit]:
