@@ -199,16 +199,6 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="sheetreg")
 
 
-def _register_command_modules() -> None:
-    """Commands of the retention and requests features live in their own modules."""
-    import importlib
-
-    for module in ("sheetreg.cli_retention", "sheetreg.cli_requests"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
-_register_command_modules()
+# The retention and requests commands live in their own modules; importing them registers
+# them on the group (they import this module, so this stays at the end).
+from sheetreg import cli_requests, cli_retention  # noqa: E402, F401
