@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registers import make_register_elsewhere, timed
+from registers import compile_package, make_register_elsewhere, timed
 
 TODAY = "2026-11-25"
 CLIENT = "A100006"  # ended in the generated register (seed 1), no open invoice
@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--clients", type=int, default=20_000)
     args = parser.parse_args()
+    compile_package()
     py = sys.executable
     sheetreg = [py, "-m", "sheetreg"]
     openpyxl_roundtrip = (

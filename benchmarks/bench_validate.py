@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registers import BASELINE, make_register_elsewhere, timed
+from registers import BASELINE, compile_package, make_register_elsewhere, timed
 
 
 def main() -> None:
@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    compile_package()
     py = sys.executable
     print(f"{'clients':>8} {'sheetreg s':>10} {'calamine s':>10} {'ratio':>6} {'peak MiB':>8}")
     with tempfile.TemporaryDirectory() as tmp:

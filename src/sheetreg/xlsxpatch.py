@@ -33,6 +33,7 @@ import math
 import operator
 import posixpath
 import re
+import string
 import urllib.parse
 import zipfile
 import zlib
@@ -132,15 +133,16 @@ class PatchResult:
 # --- small helpers -------------------------------------------------------------------------
 
 
-def _col_letters(n: int) -> str:
-    out = ""
-    while n:
-        n, rem = divmod(n - 1, 26)
-        out = chr(65 + rem) + out
-    return out
-
-
-_COLS = ["", *(_col_letters(i) for i in range(1, MAX_COL + 1))]
+# Column letters in Excel's order (A..Z, AA..ZZ, AAA..XFD), built from products, which is
+# several times faster at import than converting 16,384 numbers one by one.
+_COLS = [
+    "",
+    *(
+        "".join(p)
+        for width in (1, 2, 3)
+        for p in itertools.product(string.ascii_uppercase, repeat=width)
+    ),
+][: MAX_COL + 1]
 _COL_NUM = {name: i for i, name in enumerate(_COLS) if name}
 
 
