@@ -20,13 +20,14 @@ Collector = Callable[[], Any]
 FAILED = object()  # what a collector returns when the child died or raised
 
 
-def start(fn: Callable[..., Any], *args: Any) -> Collector:
+def start(fn: Callable[..., Any], *args: Any, fork: bool = True) -> Collector:
     """Start ``fn(*args)`` beside this process; the returned function waits for its result.
 
     The collector returns the result, or :data:`FAILED` if the child could not deliver one;
-    it must be called exactly once (it reaps the child).
+    it must be called exactly once (it reaps the child). ``fork=False`` runs ``fn`` in this
+    process when collected.
     """
-    if not CAN_FORK:
+    if not (CAN_FORK and fork):
         return lambda: _in_process(fn, *args)
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -55,7 +55,7 @@ def _size(path: Path) -> int:
 def _validate_split(path: Path, today: dt.date, lang: str | None) -> Report:
     collect_clients = forking.start(_clients_part, path, today, lang)
     try:
-        register = read_register(path, sheets=OTHER_TABLES)
+        register = read_register(path, sheets=OTHER_TABLES, fork=False)
         lang = lang or register.lang
         findings = [*missing_sheets(register, lang), *sheet_findings(register, today, lang)]
     finally:
@@ -73,7 +73,7 @@ def _validate_split(path: Path, today: dt.date, lang: str | None) -> Report:
 
 def _clients_part(path: Path, today: dt.date, lang: str | None) -> tuple[str, Any, Any]:
     try:
-        register = read_register(path, sheets=CLIENT_SHEETS)
+        register = read_register(path, sheets=CLIENT_SHEETS, fork=False)
     except SheetregError as exc:
         return ("error", str(exc), None)
     lang = lang or register.lang

@@ -186,14 +186,18 @@ def _has_formula(xml: bytes) -> bool:
 OTHER_SHEETS = "*other"  # in ``sheets=``: the tabs that are not register tables
 
 
-def read_register(path: Path | str, *, sheets: Collection[str] | None = None) -> Register:
+def read_register(
+    path: Path | str, *, sheets: Collection[str] | None = None, fork: bool = True
+) -> Register:
     """Read a workbook into a :class:`Register`, or raise :class:`UnusableWorkbook`.
 
     ``sheets`` limits which tables are loaded (schema keys, plus :data:`OTHER_SHEETS` for
     tabs that are not register tables); Settings is always read. None reads everything.
+    ``fork=False`` keeps the formula scan in this process (for callers that already keep
+    both cores busy).
     """
     with paused_gc():
-        return _read_register(Path(path), sheets)
+        return _read_register(Path(path), sheets, fork)
 
 
 def _wanted(spec: Sheet | None, sheets: Collection[str] | None) -> bool:
@@ -204,7 +208,7 @@ def _wanted(spec: Sheet | None, sheets: Collection[str] | None) -> bool:
     return spec.key in sheets
 
 
-def _read_register(path: Path, sheets: Collection[str] | None) -> Register:
+def _read_register(path: Path, sheets: Collection[str] | None, fork: bool) -> Register:
     import python_calamine as pc
 
     from sheetreg.xlsxpatch import sheet_parts
@@ -238,7 +242,7 @@ def _read_register(path: Path, sheets: Collection[str] | None) -> Register:
         if n in parts and match_sheet(n) in DATA_SHEETS and _wanted(match_sheet(n), sheets)
     }
     # Beside python-calamine, on the second core (see forking.py).
-    collect_formulas = forking.start(_formula_cells_by_sheet, data, data_parts)
+    collect_formulas = forking.start(_formula_cells_by_sheet, data, data_parts, fork=fork)
     try:
         tables: dict[str, Table] = {}
         merged: dict[str, list[str]] = {}
