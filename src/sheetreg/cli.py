@@ -199,6 +199,6 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="sheetreg")
 
 
-# The retention and requests commands live in their own modules; importing them registers
-# them on the group (they import this module, so this stays at the end).
-from sheetreg import cli_requests, cli_retention  # noqa: E402, F401
+# The retention, requests and scheduling commands live in their own modules; importing
+# them registers them on the group (they import this module, so this stays at the end).
+from sheetreg import cli_ops, cli_requests, cli_retention  # noqa: E402, F401
