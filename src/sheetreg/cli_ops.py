@@ -14,7 +14,6 @@ import click
 
 from sheetreg.cli import FORMAT, _emit_json, _finish, cli
 from sheetreg.errors import SheetregError
-from sheetreg.scheduler import DEFAULT_CONFIG
 from sheetreg.secrets import SECRET_NAMES
 
 if TYPE_CHECKING:
@@ -125,9 +124,9 @@ def secret_delete(name: str, workbook: Path, fmt: str) -> None:
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="The weekly job's settings. / Viikkoajon asetukset.",
+    default=None,
+    help="The weekly job's settings (default: workflows/weekly-hygiene.toml). / "
+    "Viikkoajon asetukset.",
 )
 @click.option(
     "--workbook",
@@ -150,7 +149,7 @@ def secret_delete(name: str, workbook: Path, fmt: str) -> None:
 @FORMAT
 def schedule(
     *,
-    config_path: Path,
+    config_path: Path | None,
     workbook: Path | None,
     once: bool,
     install: bool,
@@ -172,6 +171,7 @@ def schedule(
     or another scheduler already running.
     """
     from sheetreg.scheduler import (
+        DEFAULT_CONFIG,
         WeeklyScheduler,
         autostart_entry,
         current_system,
@@ -180,7 +180,7 @@ def schedule(
         load_config,
     )
 
-    config = load_config(config_path, workbook=workbook)
+    config = load_config(config_path or DEFAULT_CONFIG, workbook=workbook)
     if install or print_only or system:
         entry = autostart_entry(config, system=system)
         if print_only or (system and not install):
