@@ -1113,12 +1113,7 @@ class _Patcher:
         for m in rx.row_start.finditer(data, pos, body_end):
             if i >= todo:
                 break
-            attrs = m[1]
-            if attrs.startswith(b' r="'):
-                rnum = int(attrs[4 : attrs.index(b'"', 4)])
-            else:
-                rm = _ROW_R.search(attrs)
-                rnum = int(rm[1]) if rm else prev + 1
+            rnum = _row_number(m[1], prev)
             if rnum <= prev:
                 raise PatchError(f"{part}: rows are out of order near row {rnum}")
             prev = rnum
@@ -1142,7 +1137,7 @@ class _Patcher:
                     if close < 0:
                         raise PatchError(f"{part}: row {rnum} is not closed")
                     content, end = data[m.end() : close], close + len(rx.row_close)
-                patched = self._patch_row(sheet, attrs, content, by_row[rnum])
+                patched = self._patch_row(sheet, m[1], content, by_row[rnum])
                 out += view[m.start() : end] if patched is None else patched
                 pos = end
                 i += 1
@@ -1825,6 +1820,14 @@ class _RowSpan(NamedTuple):
     attrs: bytes
 
 
+def _row_number(attrs: bytes, prev: int) -> int:
+    """A ``<row>``'s number from its attributes; without ``r`` it follows ``prev``."""
+    if attrs.startswith(b' r="'):  # the common layout, read without a regex
+        return int(attrs[4 : attrs.index(b'"', 4)])
+    rm = _ROW_R.search(attrs)
+    return int(rm[1]) if rm else prev + 1
+
+
 def _walk_rows(
     data: bytes,
     rx: _SheetRx,
@@ -1837,12 +1840,7 @@ def _walk_rows(
 ) -> Iterator[_RowSpan]:
     """Every row from ``start``: a row without r is numbered after ``prev``, the one before."""
     for m in rx.row_start.finditer(data, start, end):
-        attrs = m[1]
-        if attrs.startswith(b' r="'):
-            rnum = int(attrs[4 : attrs.index(b'"', 4)])
-        else:
-            rm = _ROW_R.search(attrs)
-            rnum = int(rm[1]) if rm else prev + 1
+        rnum = _row_number(m[1], prev)
         if rnum <= prev:
             raise error(f"{part}: rows are out of order near row {rnum}")
         prev = rnum
