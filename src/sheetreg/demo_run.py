@@ -1,4 +1,7 @@
-"""`sheetreg demo`: a synthetic register, and sheetreg run on it, so a newcomer sees it work."""
+"""`sheetreg demo`: a synthetic register, and sheetreg run on it, so a newcomer sees it work.
+
+It validates, flags every client, erases one ended client, and makes one access extract.
+"""
 
 from __future__ import annotations
 

@@ -272,8 +272,8 @@ def instructions(lang: str) -> list[str]:
             "päättynyt tai rivi odottaa sinulta jotain.",
             f"Poiston hyväksyminen: kun sheetreg ehdottaa poistoa, valitse riville "
             f"{approve} = {yes}. Poisto tehdään seuraavalla ajolla.",
-            "Tarkistus: tallenna ja sulje työkirja ja aja komento  sheetreg run  "
-            "(tai anna viikoittaisen ajon hoitaa se).",
+            "Tarkistus: tallenna ja sulje työkirja ja aja komento  sheetreg validate "
+            "asiakasrekisteri.xlsx  (tai anna viikoittaisen ajon hoitaa se).",
             "Työkirjan vierestä löydät varmuuskopiot kansiosta backups/, asiakkaille "
             "annettavat otteet kansiosta extracts/ ja raportit kansiosta reports/.",
             "Älä kirjoita tähän hoitoon liittyviä tietoja tai henkilötunnuksia.",
@@ -298,8 +298,8 @@ def instructions(lang: str) -> list[str]:
         "ended or the row awaits something from you.",
         f"To approve an erasure that sheetreg proposes, set {approve} = {yes} on the row. The "
         "erasure happens on the next run.",
-        "To check the register: save and close the workbook and run  sheetreg run  (or let the "
-        "weekly job do it).",
+        "To check the register: save and close the workbook and run  sheetreg validate "
+        "client-register.xlsx  (or let the weekly job do it).",
         "Beside the workbook you will find backups in backups/, extracts for clients in "
         "extracts/ and reports in reports/.",
         "Do not write anything about treatment or personal identity codes here.",
