@@ -249,7 +249,7 @@ def test_instructions_are_short_and_name_the_folders(lang: str) -> None:
     lines = instructions(lang)
     assert 10 <= len(lines) <= 20
     text = "\n".join(lines)
-    for needle in ("sheetreg run", "backups/", "extracts/", "reports/", "20.10.2020"):
+    for needle in ("sheetreg validate", "backups/", "extracts/", "reports/", "20.10.2020"):
         assert needle in text
     approve = CLIENTS.column("approve_erasure").label(lang)
     assert approve in text
