@@ -72,3 +72,15 @@ def test_forked_work_returns_results_and_failures():
 
     assert forking.start(sum, [1, 2, 3])() == 6
     assert forking.start(_boom, "x")() is forking.FAILED
+
+
+def test_split_sees_a_hetu_on_a_second_clients_tab(register_path):
+    """A second tab named like Clients is scanned for HETUs on the split path too."""
+    path = register_path(clients=[client()])
+    wb = openpyxl.load_workbook(path)
+    wb.create_sheet("Clients")["A2"] = "131052-308T"
+    wb.save(path)
+    serial = validate_path(path, TODAY, split=False)
+    split = validate_path(path, TODAY, split=True)
+    assert split.to_dict() == serial.to_dict()
+    assert ("hetu-found", "Clients", "A2") in {(f.code, f.sheet, f.cell) for f in split.findings}

@@ -219,3 +219,11 @@ def test_erased_client_rows_are_not_findings(register_path):
     erased = dict.fromkeys(client()) | {"client_id": "P-0123456789abcdef"}
     path = register_path(clients=[client(), erased])
     assert findings_of(path) == []
+
+
+def test_formula_cells_found_with_either_quote():
+    """Writers that quote attributes with ' are read like Excel's double quotes."""
+    from sheetreg.workbook import _formula_refs
+
+    assert _formula_refs(b"<c r='B2'><f>1+1</f></c>") == [(1, 2)]
+    assert _formula_refs(b'<x:c r="C7" s="1"><x:f>1</x:f></x:c>') == [(2, 7)]

@@ -259,3 +259,59 @@ def test_libreoffice_opens_a_guarded_write(reg, tmp_path):
     write_cells(reg, {"Asiakkaat!S2": "Päättynyt"})
     csv = soffice_convert(reg, "csv:Text - txt - csv (StarCalc):44,34,76", tmp_path / "lo")
     assert "Päättynyt" in csv.read_text(encoding="utf-8")
+
+
+def test_a_save_during_the_write_is_never_overwritten(reg, monkeypatch):
+    """If the user saves while sheetreg writes, the write is refused and her save stays."""
+    import sheetreg.workbook as wbmod
+
+    real_backup = wbmod._make_backup
+
+    def backup_then_user_saves(path, data, folder):
+        made = real_backup(path, data, folder)
+        wb = openpyxl.load_workbook(path)
+        wb["Asiakkaat"]["B2"] = "Tallennettu"
+        wb.save(path)
+        return made
+
+    monkeypatch.setattr(wbmod, "_make_backup", backup_then_user_saves)
+    with pytest.raises(WriteRefused, match="changed while sheetreg was writing"):
+        write_cells(reg, {"Asiakkaat!S2": "x"})
+    assert cell(reg, "Asiakkaat", "B2") == "Tallennettu"
+    assert not list((reg.parent / "backups").glob("*.xlsx"))
+
+
+def test_file_system_errors_are_clean_refusals(reg, tmp_path):
+    """A backup folder that cannot be made is a WriteRefused naming the file; nothing changes."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    before = reg.read_bytes()
+    with pytest.raises(WriteRefused, match="cannot write"):
+        write_cells(reg, {"Asiakkaat!S2": "x"}, backup_dir=blocker)
+    assert reg.read_bytes() == before
+    assert not [p for p in reg.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_symlinked_workbook_keeps_link_and_permissions(reg, tmp_path):
+    """Through a symlink the real workbook is written; the link and the mode stay."""
+    reg.chmod(0o640)
+    link = tmp_path / "linkki.xlsx"
+    link.symlink_to(reg)
+    write_cells(link, {"Asiakkaat!S2": "x"})
+    assert link.is_symlink()
+    assert cell(reg, "Asiakkaat", "S2") == "x"
+    assert reg.stat().st_mode & 0o777 == 0o640
+
+
+def test_stray_temp_with_an_impossible_pid_is_left_alone(reg):
+    """A temporary-looking file with a pid no process can have does not break writes."""
+    stray = reg.parent / f".{reg.name}.sheetreg-{2**40}-x.tmp"
+    stray.write_bytes(b"")
+    assert write_cells(reg, {"Asiakkaat!S2": "x"}).written
+    assert stray.exists()
+
+
+def test_sheet_names_ignore_case(reg):
+    """An edit naming the sheet in another case is written, as in Excel."""
+    assert write_cells(reg, {"asiakkaat!S2": "x"}).written
+    assert cell(reg, "Asiakkaat", "S2") == "x"

@@ -44,9 +44,11 @@ def start(fn: Callable[..., Any], *args: Any, fork: bool = True) -> Collector:
     os.close(write_end)
 
     def collect() -> Any:
-        with os.fdopen(read_end, "rb") as fh:
-            payload = fh.read()
-        _, status = os.waitpid(pid, 0)
+        try:
+            with os.fdopen(read_end, "rb") as fh:
+                payload = fh.read()
+        finally:  # reaped even when interrupted, so no zombie is left behind
+            _, status = os.waitpid(pid, 0)
         if os.waitstatus_to_exitcode(status) != 0 or not payload:
             return FAILED
         return pickle.loads(payload)

@@ -17,6 +17,7 @@ from typing import Any
 from sheetreg import forking
 from sheetreg.errors import SheetregError, UnusableWorkbook
 from sheetreg.findings import Report
+from sheetreg.schema import CLIENTS, match_sheet
 from sheetreg.validate import (
     client_ids,
     missing_sheets,
@@ -77,7 +78,11 @@ def _clients_part(path: Path, today: dt.date, lang: str | None) -> tuple[str, An
     except SheetregError as exc:
         return ("error", str(exc), None)
     lang = lang or register.lang
-    register.other_sheets.clear()  # Settings and other tabs are the parent's to scan
+    # Settings and other tabs are the parent's to scan; a second Clients tab (which the
+    # parent does not read) stays here.
+    for name in list(register.other_sheets):
+        if match_sheet(name) is not CLIENTS:
+            del register.other_sheets[name]
     clients = register.table("clients")
     ids = client_ids(clients) if clients is not None else None
     return ("ok", sheet_findings(register, today, lang), ids)

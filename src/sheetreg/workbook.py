@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Collection, Mapping, Sequence
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
 _FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
-_CELL_START = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=\"([A-Z]+)(\d+)\"")
+_CELL_START = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=[\"']([A-Z]+)(\d+)[\"']")
 TEMP_MARK = ".sheetreg-"
 
 
@@ -442,8 +443,8 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's, or not a real pid: leave the file alone
     return True
 
 
@@ -466,9 +467,11 @@ def _reopen_check(tmp: Path, edits: Sequence[CellEdit]) -> None:
 
     try:
         wb = pc.CalamineWorkbook.from_path(str(tmp))
+        # Sheet names are matched as Excel does (and the patcher): ignoring case.
+        actual = {n.casefold(): n for n in wb.sheet_names}
         by_sheet: dict[str, list[CellEdit]] = {}
         for edit in edits:
-            by_sheet.setdefault(edit.sheet, []).append(edit)
+            by_sheet.setdefault(actual.get(edit.sheet.casefold(), edit.sheet), []).append(edit)
         for name, sheet_edits in by_sheet.items():
             sheet = wb.get_sheet_by_name(name)
             grid = sheet.to_python()
@@ -525,11 +528,12 @@ def write_cells(
     "Sheet1!D2": None}`` or a sequence of :class:`CellEdit`. ``expected`` is the snapshot
     taken when the workbook was read; the write is refused if the file changed since.
     """
-    from sheetreg.xlsxpatch import patch_workbook
-
     path = Path(path)
     plan = _as_edits(edits)
     ensure_not_open(path)
+    if path.is_symlink():  # write the real file, which may be open under its own name too
+        path = path.resolve()
+        ensure_not_open(path)
     data = _load_bytes(path)
     before = _sha256(data)
     if expected is not None and before != expected.sha256:
@@ -542,6 +546,28 @@ def write_cells(
         return WriteResult(path, written=False, sha256_before=before, sha256_after=before)
     _open_zip(path, data)
     backups = backup_dir or default_backup_dir(path)
+    try:
+        return _write_checked(path, data, before, plan, backups=backups, keep_backups=keep_backups)
+    except OSError as exc:  # a full disk, a read-only or vanished folder, …
+        reason = exc.strerror or type(exc).__name__
+        raise WriteRefused(
+            f"{path.name}: cannot write ({reason}); the workbook was left as it was. / "
+            "Työkirjaa ei voitu kirjoittaa; se jäi ennalleen."
+        ) from None
+
+
+def _write_checked(
+    path: Path,
+    data: bytes,
+    before: str,
+    plan: Sequence[CellEdit],
+    *,
+    backups: Path,
+    keep_backups: int,
+) -> WriteResult:
+    """Patch, verify, write aside, reopen, back up, look once more, replace."""
+    from sheetreg.xlsxpatch import patch_workbook
+
     remove_stale_temps(path, backups)
     result = patch_workbook(data, plan)
     # The fidelity check needs only the two packages, so it runs on the second core while
@@ -549,9 +575,12 @@ def write_cells(
     fidelity = forking.start(_fidelity_verdict, data, result, plan)
     folder = path.parent
     tmp: Path | None = None
+    backup: Path | None = None
     try:
         try:
             tmp = _write_new_file(folder, _temp_prefix(path), ".tmp", result.data)
+            with contextlib.suppress(OSError):
+                shutil.copymode(path, tmp)  # keep the workbook's permissions
             _reopen_check(tmp, plan)
         finally:
             verdict = fidelity()
@@ -561,21 +590,27 @@ def write_cells(
                 if isinstance(verdict, str)
                 else "the fidelity check could not run; the original was left in place."
             )
-        # Last look before the switch: still closed, still the file we patched.
+        # The backup holds the bytes already checked against the snapshot; it is made
+        # before the last look, so that nothing slow stands between that look and the
+        # replace (a save by the user in between would otherwise be overwritten).
+        backup = _make_backup(path, data, backups)
         ensure_not_open(path)
         if _sha256(path.read_bytes()) != before:
             raise WriteRefused(
                 f"{path.name} changed while sheetreg was writing; nothing was written."
             )
-        backup = _make_backup(path, data, backups)
         tmp.replace(path)
-        _fsync_dir(folder)
     except BaseException:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        for leftover in (tmp, backup):
+            if leftover is not None:
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         raise
-    _rotate_backups(path, backups, keep_backups)
+    # The workbook is replaced: from here on nothing may make the write look failed.
+    with contextlib.suppress(OSError):
+        _fsync_dir(folder)
+    with contextlib.suppress(OSError):
+        _rotate_backups(path, backups, keep_backups)
     return WriteResult(
         path,
         written=True,
@@ -615,10 +650,12 @@ def _as_edits(edits: Mapping[str, CellValue] | Sequence[CellEdit]) -> list[CellE
 
 def _make_backup(path: Path, data: bytes, backup_dir: Path) -> Path:
     backup_dir.mkdir(parents=True, exist_ok=True)
-    target = backup_dir / backup_name(path, dt.datetime.now())
+    # UTC names sort in time order even across a daylight-saving change.
+    target = backup_dir / backup_name(path, dt.datetime.now(dt.UTC))
     # Written under a temporary name first, so a half-written backup never looks complete.
     tmp = _write_new_file(backup_dir, f".{path.name}{TEMP_MARK}{os.getpid()}-", ".tmp", data)
     tmp.replace(target)
+    _fsync_dir(backup_dir)
     return target
 
 
