@@ -1098,13 +1098,7 @@ class _Patcher:
             if m is None:
                 break
             out += view[pos:at]
-            if m[2]:
-                content, end = b"", m.end()
-            else:
-                close = data.find(rx.row_close, m.end(), body_end)
-                if close < 0:
-                    raise PatchError(f"{part}: row {rnum} is not closed")
-                content, end = data[m.end() : close], close + len(rx.row_close)
+            content, end = _row_body(data, m, rx, body_end, f"{part}: row {rnum}")
             patched = self._patch_row(sheet, m[1], content, by_row[rnum])
             out += view[at:end] if patched is None else patched
             pos = end
@@ -1130,13 +1124,7 @@ class _Patcher:
                     break
                 target = pending[i]
             if target == rnum:
-                if m[2]:
-                    content, end = b"", m.end()
-                else:
-                    close = data.find(rx.row_close, m.end(), body_end)
-                    if close < 0:
-                        raise PatchError(f"{part}: row {rnum} is not closed")
-                    content, end = data[m.end() : close], close + len(rx.row_close)
+                content, end = _row_body(data, m, rx, body_end, f"{part}: row {rnum}")
                 patched = self._patch_row(sheet, m[1], content, by_row[rnum])
                 out += view[m.start() : end] if patched is None else patched
                 pos = end
@@ -1818,6 +1806,18 @@ class _RowSpan(NamedTuple):
     end: int
     tag_end: int
     attrs: bytes
+
+
+def _row_body(
+    data: bytes, m: re.Match[bytes], rx: _SheetRx, body_end: int, where: str
+) -> tuple[bytes, int]:
+    """The content of the row whose start tag ``m`` matched, and where the row ends."""
+    if m[2]:  # <row .../>
+        return b"", m.end()
+    close = data.find(rx.row_close, m.end(), body_end)
+    if close < 0:
+        raise PatchError(f"{where} is not closed")
+    return data[m.end() : close], close + len(rx.row_close)
 
 
 def _row_number(attrs: bytes, prev: int) -> int:
