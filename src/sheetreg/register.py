@@ -171,8 +171,6 @@ class Snapshot:
 
     path: Path
     sha256: str
-    size: int
-    mtime_ns: int
 
 
 @dataclass

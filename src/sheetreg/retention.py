@@ -29,7 +29,6 @@ from sheetreg.schema import (
     BILLING_METHODS,
     CLIENTS,
     DISCLOSURE_BASES,
-    ERASURE_LOG,
     INVOICES,
     YES_NO,
     sheet_by_key,
@@ -1261,6 +1260,3 @@ def plan_retention_ended(
                 )
             )
     return plan
-
-
-ERASURE_LOG_COLUMNS = tuple(c.key for c in ERASURE_LOG.columns)

@@ -87,15 +87,10 @@ class Column:
     choices: tuple[Choice, ...] = ()
     written_by_sheetreg: bool = False
     width: int = 16
-    personal: bool = False  # holds personal data that erasure must remove
 
     def label(self, lang: str) -> str:
         """The header text in ``lang``."""
         return self.fi if lang == "fi" else self.en
-
-    def header(self, lang: str) -> str:
-        """Alias of :meth:`label`, reads better where a header row is written."""
-        return self.label(lang)
 
 
 @dataclass(frozen=True)
@@ -108,7 +103,6 @@ class Sheet:
     columns: tuple[Column, ...] = ()
     required: bool = True
     written_by_sheetreg: bool = False
-    key_value: bool = False  # Settings: one setting per row, not a table of records
 
     def label(self, lang: str) -> str:
         """The sheet name in ``lang``."""
@@ -129,20 +123,19 @@ CLIENTS = Sheet(
     "Clients",
     (
         C("client_id", "Asiakasnumero", "Client ID", Kind.ID, required=True, width=14),
-        C("first_name", "Etunimi", "First name", required=True, personal=True),
-        C("last_name", "Sukunimi", "Last name", required=True, personal=True, width=18),
-        C("phone", "Puhelin", "Phone", Kind.PHONE, personal=True, width=16),
-        C("email", "Sähköposti", "Email", Kind.EMAIL, personal=True, width=28),
-        C("street", "Katuosoite", "Street address", personal=True, width=26),
-        C("postal_code", "Postinumero", "Postal code", Kind.POSTAL, personal=True, width=12),
-        C("city", "Postitoimipaikka", "City", personal=True, width=16),
+        C("first_name", "Etunimi", "First name", required=True),
+        C("last_name", "Sukunimi", "Last name", required=True, width=18),
+        C("phone", "Puhelin", "Phone", Kind.PHONE, width=16),
+        C("email", "Sähköposti", "Email", Kind.EMAIL, width=28),
+        C("street", "Katuosoite", "Street address", width=26),
+        C("postal_code", "Postinumero", "Postal code", Kind.POSTAL, width=12),
+        C("city", "Postitoimipaikka", "City", width=16),
         C(
             "billing_method",
             "Laskutustapa",
             "Billing method",
             Kind.CHOICE,
             choices=BILLING_METHODS,
-            personal=True,
             width=15,
         ),
         C("start", "Asiakkuus alkoi", "Relationship start", Kind.DATE, required=True, width=14),
@@ -167,7 +160,7 @@ CLIENTS = Sheet(
             choices=YES_NO,
             width=12,
         ),
-        C("notes", "Lisätiedot", "Notes", personal=True, width=30),
+        C("notes", "Lisätiedot", "Notes", width=30),
         C(
             "privacy_status",
             "Tietosuojatila",
@@ -272,7 +265,6 @@ SETTINGS = Sheet(
         C("value", "Arvo", "Value", width=90),
     ),
     required=False,
-    key_value=True,
 )
 INSTRUCTIONS = Sheet("instructions", "Ohjeet", "Instructions", (), required=False)
 

@@ -215,7 +215,6 @@ def _read_register(path: Path, sheets: Collection[str] | None, fork: bool) -> Re
     from sheetreg.xlsxpatch import sheet_parts
 
     data = _load_bytes(path)
-    stat = path.stat()
     _open_zip(path, data).close()
     try:
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
@@ -295,7 +294,7 @@ def _read_register(path: Path, sheets: Collection[str] | None, fork: bool) -> Re
         )
     settings, settings_rows = _read_settings(settings_table)
     lang = _language(settings, names)
-    snapshot = Snapshot(path, hashlib.sha256(data).hexdigest(), stat.st_size, stat.st_mtime_ns)
+    snapshot = Snapshot(path, hashlib.sha256(data).hexdigest())
     return Register(
         snapshot, names, tables, settings, settings_rows, lang, formula_cells, merged, other
     )
