@@ -110,3 +110,50 @@ def soffice_convert(src: Path, fmt: str, outdir: Path) -> Path:
     out = outdir / f"{src.stem}.{ext}"
     assert proc.returncode == 0 and out.exists(), proc.stderr
     return out
+
+
+_CSV_MACRO = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE script:module PUBLIC "-//OpenOffice.org//DTD OfficeDocument 1.0//EN" "module.dtd">
+<script:module xmlns:script="http://openoffice.org/2000/script" script:name="Module1"
+ script:language="StarBasic">
+Sub ToCsv(src As String, dst As String, pw As String)
+ On Error GoTo Finish
+ Dim args(1) As New com.sun.star.beans.PropertyValue
+ args(0).Name = &quot;Hidden&quot; : args(0).Value = True
+ args(1).Name = &quot;Password&quot; : args(1).Value = pw
+ doc = StarDesktop.loadComponentFromURL(ConvertToURL(src), &quot;_blank&quot;, 0, args())
+ If IsNull(doc) Then GoTo Finish
+ Dim out(0) As New com.sun.star.beans.PropertyValue
+ out(0).Name = &quot;FilterName&quot; : out(0).Value = &quot;Text - txt - csv (StarCalc)&quot;
+ doc.storeToURL(ConvertToURL(dst), out())
+ doc.close(True)
+Finish:
+ StarDesktop.terminate()
+End Sub
+</script:module>
+"""
+
+
+def libreoffice_open_with_password(src: Path, password: str, workdir: Path) -> Path | None:
+    """Open ``src`` in headless LibreOffice with ``password``; its first sheet as CSV, or None.
+
+    soffice has no password option, so a Basic macro in a fresh user profile opens the file
+    with the ``Password`` load property and stores the CSV. The profile is created first,
+    because LibreOffice's first start replaces the Standard library.
+    """
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        pytest.fail("LibreOffice (soffice) is not installed; .ci/run installs it")
+    profile = workdir / "lo-profile"
+    base = [soffice, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore"]
+    if not (profile / "user" / "basic" / "Standard").is_dir():
+        subprocess.run(
+            [*base, "--terminate_after_init"], capture_output=True, timeout=120, check=False
+        )
+        (profile / "user" / "basic" / "Standard" / "Module1.xba").write_text(_CSV_MACRO)
+    out = workdir / f"{src.stem}-{len(list(workdir.glob('*.csv')))}.csv"
+    for text in (str(src), str(out), password):
+        assert '"' not in text  # Basic string literals in the macro URL
+    macro = f'macro:///Standard.Module1.ToCsv("{src}","{out}","{password}")'
+    subprocess.run([*base, macro], capture_output=True, timeout=120, check=False)
+    return out if out.exists() else None

@@ -15,8 +15,10 @@ import pytest
 from conftest import client, soffice_convert
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m sheetreg`` as a real process."""
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m sheetreg`` as a real process; ``env`` adds environment variables."""
     return subprocess.run(
         [sys.executable, "-m", "sheetreg", *args],
         capture_output=True,
@@ -24,7 +26,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         timeout=120,
         check=False,
         cwd=cwd,
-        env={**os.environ, "SHEETREG_DEBUG": ""},
+        env={**os.environ, "SHEETREG_DEBUG": "", **(env or {})},
     )
 
 
@@ -87,15 +89,20 @@ def test_zip_that_is_not_a_workbook(tmp_path):
     assert_clean_refusal(run_cli("validate", str(path)), 2, "not an Excel workbook")
 
 
-def test_encrypted_workbook(tmp_path, register_path):
-    """A password-protected workbook is named as encrypted."""
+def test_encrypted_workbook_without_a_keyring(tmp_path, register_path):
+    """A password-protected workbook whose password cannot be had is named as encrypted, with
+    the keyring's problem (tests/test_encrypted.py reads one with its password)."""
     from msoffcrypto.format.ooxml import OOXMLFile
 
     plain = register_path(clients=[client()])
     path = tmp_path / "salattu.xlsx"
     with plain.open("rb") as src, path.open("wb") as out:
         OOXMLFile(src).encrypt("salasana", out)
-    assert_clean_refusal(run_cli("validate", str(path)), 2, "password-protected")
+    # The fail backend: the real process must never touch the user's keyring.
+    proc = run_cli(
+        "validate", str(path), env={"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    )
+    assert_clean_refusal(proc, 2, "password-protected", "keyring")
 
 
 @pytest.mark.libreoffice

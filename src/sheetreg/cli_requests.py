@@ -4,6 +4,10 @@
 the one-click launchers in ``workflows/`` run the same code. stdout carries request IDs, client
 IDs, types, dates, cells and folder names, never a person's name: the only place personal data
 leave the workbook is the extract itself.
+
+A password-protected register's extract is encrypted with a password for the person: `extract`
+makes one and shows it once (or reads one with --password-stdin); `requests --process` makes no
+extract of such a register, since nobody would see the password, and says to run `extract`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
     from sheetreg.register import Register
     from sheetreg.requests import Issue, RequestItem, RequestsPlan
     from sheetreg.workbook import WriteResult
+
+
+MIN_EXTRACT_PASSWORD = 8  # for --password-stdin; a made password has 24 characters
 
 
 class NoClientChosen(SheetregError):
@@ -58,6 +65,15 @@ _WORDS: dict[str, dict[str, str]] = {
         "pick": "Valitse numero (tyhjä = uusi haku)",
         "more": "Näytetään {n} ensimmäistä; tarkenna hakua.",
         "no_client": "Asiakasta ei valittu; otetta ei tehty. Anna --client ASIAKASNUMERO.",
+        "extract_password": "Ote on salattu, koska rekisteri on salattu. Otteen salasana "
+        "(näytetään vain nyt, sitä ei tallenneta):",
+        "extract_given_password": "Ote on salattu antamallasi salasanalla.",
+        "extract_handover": "Anna salasana asiakkaalle eri tavalla kuin ote (esim. puhelimessa "
+        "tai tekstiviestillä). HTML- ja JSON-tiedostoja ei tehty, koska niitä ei voi salata "
+        "(--plain tekee kaikki salaamattomina).",
+        "plain_warning": "Varoitus: rekisteri on salattu, mutta ote kirjoitettiin "
+        "salaamattomana (--plain). Säilytä ja toimita se suojatusti ja poista se toimituksen "
+        "jälkeen.",
     },
     "en": {
         "heading": "Requests: {workbook}, {today}",
@@ -84,6 +100,14 @@ _WORDS: dict[str, dict[str, str]] = {
         "pick": "Choose a number (empty = search again)",
         "more": "Showing the first {n}; narrow the search.",
         "no_client": "No client chosen; no extract was made. Give --client ID.",
+        "extract_password": "The extract is encrypted, as the register is. Its password "
+        "(shown only now, never stored):",
+        "extract_given_password": "The extract is encrypted with the password you gave.",
+        "extract_handover": "Give the password to the person by another channel than the "
+        "extract (by phone or text message, say). No HTML or JSON file was made, as they "
+        "cannot be encrypted (--plain writes every format unencrypted).",
+        "plain_warning": "Warning: the register is encrypted, but the extract was written "
+        "unencrypted (--plain). Keep and send it securely and delete it once delivered.",
     },
 }
 
@@ -233,7 +257,13 @@ def run_requests(
     """
     from sheetreg.errors import WriteRefused
     from sheetreg.extract import make_extract
-    from sheetreg.requests import Issue, group_by_client, outcome_text, plan_requests
+    from sheetreg.requests import (
+        Issue,
+        group_by_client,
+        manual_extract_issues,
+        outcome_text,
+        plan_requests,
+    )
     from sheetreg.workbook import ensure_not_open, read_register, write_cells
     from sheetreg.xlsxpatch import CellEdit
 
@@ -250,6 +280,9 @@ def run_requests(
             run.write_error = str(exc)
             return run
     table = register.table("requests")
+    if process and table is not None:
+        # An encrypted register: its extracts are made by hand, with a password to hand over.
+        run.failures += manual_extract_issues(plan, table)
     outcomes: list[tuple[int, str]] = []
     for client_id, items in group_by_client(todo).items():
         assert table is not None
@@ -387,6 +420,20 @@ def _candidate_line(number: int, candidate: Candidate, lang: str) -> str:
     default=None,
     help="Parent folder of the extract (default: extracts/ beside the workbook).",
 )
+@click.option(
+    "--password-stdin",
+    "password_stdin",
+    is_flag=True,
+    help="Encrypt the extract (.xlsx only) with a password read from the first line of "
+    "standard input, instead of a new one; needs --client. / Salaa ote vakiosyötteestä "
+    "luetulla salasanalla.",
+)
+@click.option(
+    "--plain",
+    is_flag=True,
+    help="For an encrypted register: write the extract unencrypted, HTML and JSON included "
+    "(a warning is printed). / Salatun rekisterin ote salaamattomana.",
+)
 @TODAY
 @LANG
 @FORMAT
@@ -395,6 +442,8 @@ def extract(
     path: Path,
     client_id: str | None,
     out_dir: Path | None,
+    password_stdin: bool,
+    plain: bool,
     today: dt.date,
     lang: str | None,
     fmt: str,
@@ -406,6 +455,11 @@ def extract(
     The folder is named by client ID and date, never by name:
     extracts/<client-id>-<YYYY-MM-DD>/ beside the workbook unless --out says otherwise.
 
+    The extract of a password-protected register is the .xlsx only, encrypted with a new
+    password shown once (give it to the person by another channel); --password-stdin takes
+    one instead, --plain writes every format unencrypted.
+    Salatun rekisterin ote on vain salattu .xlsx; sen salasana näytetään kerran.
+
     \b
     Example:  sheetreg extract asiakasrekisteri.xlsx --client A1001
     Exit: 0 extract written, 1 refused (the ID is on two rows), 2 no such client or bad file.
@@ -413,11 +467,26 @@ def extract(
     from sheetreg.extract import make_extract
     from sheetreg.workbook import read_register
 
+    password = _password_from_stdin(client_id) if password_stdin else None
+    if password is not None and plain:
+        raise click.UsageError("--password-stdin and --plain exclude each other.")
     register = read_register(path)
     lang = lang or register.lang
     if client_id is None:
         client_id = _ask_client(register, lang)
-    files = make_extract(register, client_id, today=today, lang=lang, out_dir=out_dir)
+    files = make_extract(
+        register,
+        client_id,
+        today=today,
+        lang=lang,
+        out_dir=out_dir,
+        password=password,
+        allow_plain=plain,
+    )
+    words = _WORDS[lang]
+    if plain and register.encrypted:
+        click.echo(words["plain_warning"], err=True)
+    shown = files.password if files.encrypted and password is None else None
     if fmt == "json":
         _emit_json(
             {
@@ -425,9 +494,29 @@ def extract(
                 "made_on": today.isoformat(),
                 "lang": lang,
                 **files.to_dict(),
+                "password": shown,
             }
         )
-    else:
-        click.echo(_WORDS[lang]["extract_done"].format(folder=files.folder))
-        for file in (files.xlsx, files.html, files.json):
-            click.echo(f"  {file.name}")
+        return
+    click.echo(words["extract_done"].format(folder=files.folder))
+    for file in files.paths:
+        click.echo(f"  {file.name}")
+    if shown is not None:
+        click.echo(f"{words['extract_password']}\n\n    {shown}\n")
+        click.echo(words["extract_handover"])
+    elif files.encrypted:
+        click.echo(words["extract_given_password"])
+
+
+def _password_from_stdin(client_id: str | None) -> str:
+    """The extract password from the first line of standard input (never echoed)."""
+    if client_id is None:  # the client search would read standard input too
+        raise click.UsageError("--password-stdin needs --client ID.")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_EXTRACT_PASSWORD:
+        raise click.BadParameter(
+            f"the password must have at least {MIN_EXTRACT_PASSWORD} characters. / "
+            f"Salasanassa on oltava vähintään {MIN_EXTRACT_PASSWORD} merkkiä.",
+            param_hint="--password-stdin",
+        )
+    return password

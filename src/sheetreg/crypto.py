@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import tempfile
 import zipfile
 from pathlib import Path
@@ -23,6 +24,9 @@ from pathlib import Path
 from sheetreg.errors import SheetregError
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# Lower-case letters and digits that cannot be mistaken for one another when copied by hand
+# or read out: no 0/o and no 1/l/i.
+_READABLE = "23456789abcdefghjkmnpqrstuvwxyz"
 
 
 class WrongPassword(SheetregError):
@@ -79,6 +83,13 @@ def decrypt(data: bytes, password: str, *, source: Path | str = "the workbook") 
         # The password was verified above: a failure now is a damaged package.
         raise damaged from None
     return out.getvalue()
+
+
+def new_password(groups: int = 5, size: int = 4) -> str:
+    """A new random password that is easy to read out and type: ``groups`` groups of ``size``
+    characters joined by dashes, e.g. ``k7mq-2xhp-9frt-wd4c-b8ne`` (five groups of four: about
+    99 bits from :mod:`secrets`)."""
+    return "-".join("".join(secrets.choice(_READABLE) for _ in range(size)) for _ in range(groups))
 
 
 def encrypt(data: bytes, password: str, *, source: Path | str = "the file") -> bytes:

@@ -25,6 +25,10 @@ Backups: every copy in ``backups/`` gets the same erasure (through write_cells, 
 discarded), or is removed when that cannot be proven; the copy that this very write makes holds
 nothing but the erased data and is removed. The log row says what happened to them.
 
+A password-protected workbook is decrypted in memory (:func:`sheetreg.workbook.load_package`):
+the edits are planned and the proof is searched on the plain package, and the workbook and its
+backup copies are written back encrypted with the workbook's password.
+
 Keys: pseudonymous references and suppression entries are keyed hashes (HMAC-SHA-256). The key
 is in ``.sheetreg-erasure.key`` beside the workbook (mode 0600), or in the OS keyring when
 ``SHEETREG_ERASURE_KEY_STORE=keyring`` and the ``keyring`` package is installed.
@@ -54,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 from lxml import etree
 
 from sheetreg import values
-from sheetreg.errors import UnusableWorkbook, WriteRefused
+from sheetreg.errors import SheetregError, UnusableWorkbook, WriteRefused
 from sheetreg.register import column_index, column_letter
 from sheetreg.retention import (
     PSEUDONYM,
@@ -1082,7 +1086,7 @@ def execute_erasures(
     ``extra_edits`` (e.g. the flag's status cells) go into the same write. ``reapply_of`` maps
     a client ID to the log ID whose erasure it repeats.
     """
-    from sheetreg.workbook import default_backup_dir, read_register
+    from sheetreg.workbook import default_backup_dir, load_package, read_register
 
     path = Path(path)
     register = register or read_register(path)
@@ -1104,12 +1108,15 @@ def execute_erasures(
     stamp = dt.datetime.combine(todo[0].today if todo else now.date(), now.time()).replace(
         microsecond=0
     )
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != register.snapshot.sha256:
+    # A password-protected workbook is decrypted in memory: the edits are planned and the
+    # proof is searched on the plain package; the snapshot is the hash of the file on disk.
+    package = load_package(path)
+    if hashlib.sha256(package.data).hexdigest() != register.snapshot.sha256:
         raise WriteRefused(
             f"{path.name} changed after sheetreg read it; nothing was written. / Työkirja "
             "muuttui lukemisen jälkeen."
         )
+    data = package.plain
     journal = read_journal(path)
     operator = operator or _operator()
     bdir = backup_dir or default_backup_dir(path)
@@ -1155,7 +1162,7 @@ def execute_erasures(
         needles = [
             (n, s, o.plan.client_id) for o in outcomes for n, s in [_needles(register, o.plan)]
         ]
-        actions = _erase_backups(path, bdir, specs, key, needles)
+        actions = _erase_backups(path, bdir, specs, key, needles, password=package.password)
         result.backups = actions
         backups_line = _backups_text(actions, lang)
         sha_after = hashlib.sha256(scanned).hexdigest()
@@ -1169,7 +1176,7 @@ def execute_erasures(
                     int(o.row.pop("_row")),
                 )
             )
-    write = _write(path, edits, register, bdir, keep)
+    write = _write(path, edits, register, bdir, keep, password=package.password)
     result.written = write.written
     result.sha256_written = write.sha256_after
     result.outcomes = outcomes
@@ -1190,6 +1197,8 @@ def execute_erasures(
                     "fields": list(o.plan.erased_fields),
                     "client_fields": [f for f in o.plan.erased_fields if f.startswith("clients.")],
                     "suppression": o.suppression,
+                    "verified": o.verification.ok,
+                    "recipients_list": [r.to_dict() for r in o.plan.recipients],
                     "sha_written": write.sha256_after,
                     "workbook": path.name,
                     "backups": result.backups,
@@ -1208,11 +1217,24 @@ def _operator() -> str:
 
 
 def _write(
-    path: Path, edits: Sequence[CellEdit], register: Register, bdir: Path, keep: int
+    path: Path,
+    edits: Sequence[CellEdit],
+    register: Register,
+    bdir: Path,
+    keep: int,
+    *,
+    password: str | None,
 ) -> WriteResult:
     from sheetreg.workbook import write_cells
 
-    return write_cells(path, edits, expected=register.snapshot, backup_dir=bdir, keep_backups=keep)
+    return write_cells(
+        path,
+        edits,
+        expected=register.snapshot,
+        backup_dir=bdir,
+        keep_backups=keep,
+        password=password,
+    )
 
 
 def _attempt(
@@ -1323,13 +1345,19 @@ def _erase_backups(
     specs: Sequence[_Spec],
     key: ErasureKey,
     live_needles: Sequence[tuple[list[Needle], list[tuple[str, int]], str]],
+    *,
+    password: str | None = None,
 ) -> dict[str, list[str]]:
-    """Apply the same erasures to every backup copy sheetreg keeps, or remove the copy."""
+    """Apply the same erasures to every backup copy sheetreg keeps, or remove the copy.
+
+    ``password`` is the workbook's: the copies of an encrypted workbook are encrypted with it,
+    are decrypted in memory only and stay encrypted when the erasure is written to them.
+    """
     from sheetreg.workbook import list_backups
 
     actions: dict[str, list[str]] = {}
     for copy in list_backups(workbook, bdir):
-        action = _erase_copy(copy, specs, key, live_needles)
+        action = _erase_copy(copy, specs, key, live_needles, password=password)
         if action == "removed":
             with contextlib.suppress(FileNotFoundError):
                 copy.unlink()
@@ -1342,13 +1370,17 @@ def _erase_copy(
     specs: Sequence[_Spec],
     key: ErasureKey,
     live_needles: Sequence[tuple[list[Needle], list[tuple[str, int]], str]],
+    *,
+    password: str | None = None,
 ) -> str:
-    """ "erased", "clean" (none of the data in it) or "removed" (the proof failed)."""
-    from sheetreg.workbook import read_register, write_cells
+    """ "erased", "clean" (none of the data in it) or "removed" (the proof failed, or an
+    encrypted copy the workbook's password does not open)."""
+    from sheetreg.workbook import load_package, read_register, write_cells
 
     try:
-        reg = read_register(copy)
-        data = copy.read_bytes()
+        package = load_package(copy, password=password)
+        reg = read_register(copy, package=package)
+        data = package.plain
         plans = []
         for spec in specs:
             plan: ErasurePlan | None
@@ -1382,11 +1414,18 @@ def _erase_copy(
         # A copy has no log row of its own: it is written first and searched after; a copy
         # that fails the search is removed.
         with tempfile.TemporaryDirectory(dir=copy.parent, prefix=".sheetreg-") as tmp:
-            write_cells(copy, edits, expected=reg.snapshot, backup_dir=Path(tmp), keep_backups=1)
+            write_cells(
+                copy,
+                edits,
+                expected=reg.snapshot,
+                backup_dir=Path(tmp),
+                keep_backups=1,
+                password=password,
+            )
             # The temporary folder held the copy as it was: it goes with the context.
-        leftovers, _ = _scan_package(copy.read_bytes(), scan)
+        leftovers, _ = _scan_package(load_package(copy, password=password).plain, scan)
         return "removed" if leftovers else "erased"
-    except (WriteRefused, UnusableWorkbook, OSError, ValueError):
+    except (SheetregError, OSError, ValueError):
         return "removed"
 
 

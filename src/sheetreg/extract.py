@@ -13,6 +13,12 @@ it as three files in one folder named by client ID and date (never by name):
 
 The extract is the only place where personal data leave the workbook. Its folder and files are
 made readable by the owner only (on POSIX), and nothing from it is printed or logged.
+
+A password-protected register gets a protected extract: only the .xlsx, encrypted (agile AES,
+as Excel does) with a password for the person, which the therapist hands over by another
+channel; :func:`make_extract` makes a new readable one unless given one. HTML and JSON cannot be
+encrypted, so they are written only when asked for explicitly (``allow_plain``), and then every
+file is plain. The password is returned once and never written anywhere.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sheetreg import values
+from sheetreg import crypto, values
 from sheetreg.errors import SheetregError
 from sheetreg.schema import (
     DATA_SHEETS,
@@ -328,20 +334,36 @@ class Extract:
 
 @dataclass(frozen=True)
 class ExtractFiles:
-    """Where an extract was written."""
+    """Where an extract was written; ``html`` and ``json`` are None when not written.
+
+    ``password`` is the one the .xlsx is encrypted with (None: not encrypted). It is for the
+    therapist's eyes once: never in ``repr`` or :meth:`to_dict`, never logged or stored.
+    """
 
     folder: Path
     xlsx: Path
-    html: Path
-    json: Path
+    html: Path | None = None
+    json: Path | None = None
+    password: str | None = field(default=None, repr=False, compare=False)
 
-    def to_dict(self) -> dict[str, str]:
-        """The JSON form (paths as text)."""
+    @property
+    def encrypted(self) -> bool:
+        """True when the .xlsx is password-protected (and no HTML or JSON was written)."""
+        return self.password is not None
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """The files written, .xlsx first."""
+        return tuple(p for p in (self.xlsx, self.html, self.json) if p is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (paths as text, None for a format not written); no password."""
         return {
             "folder": str(self.folder),
             "xlsx": str(self.xlsx),
-            "html": str(self.html),
-            "json": str(self.json),
+            "html": str(self.html) if self.html else None,
+            "json": str(self.json) if self.json else None,
+            "encrypted": self.encrypted,
         }
 
 
@@ -861,11 +883,13 @@ def _display(value: Any, lang: str) -> str:
     return str(value)
 
 
-def write_extract(extract: Extract, out_dir: Path) -> ExtractFiles:
+def write_extract(extract: Extract, out_dir: Path, *, password: str | None = None) -> ExtractFiles:
     """Write ``extract`` as xlsx, HTML and JSON into ``out_dir/<client-id>-<date>/``.
 
     Each file is written to a temporary name and renamed into place, so a file that exists is
-    whole; an extract remade on the same day replaces the earlier one's files.
+    whole; an extract remade on the same day replaces the earlier one's files. With
+    ``password`` only the .xlsx is written, encrypted (the plain package never reaches the
+    disk), and an HTML or JSON file left by an earlier plain extract of the day is removed.
     """
     folder = out_dir / extract.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -873,15 +897,17 @@ def write_extract(extract: Extract, out_dir: Path) -> ExtractFiles:
         # Health data: only the owner may read the extract (the umask may be laxer).
         out_dir.chmod(out_dir.stat().st_mode | 0o700)
         folder.chmod(0o700)
-    stem = extract.name
-    files = ExtractFiles(
-        folder, folder / f"{stem}.xlsx", folder / f"{stem}.html", folder / f"{stem}.json"
-    )
-    _atomic_write(files.xlsx, xlsx_bytes(extract))
-    _atomic_write(files.html, render_html(extract).encode("utf-8"))
+    xlsx, page, portable = (folder / f"{extract.name}.{ext}" for ext in ("xlsx", "html", "json"))
+    if password is not None:
+        _atomic_write(xlsx, crypto.encrypt(xlsx_bytes(extract), password, source=xlsx.name))
+        page.unlink(missing_ok=True)
+        portable.unlink(missing_ok=True)
+        return ExtractFiles(folder, xlsx, password=password)
+    _atomic_write(xlsx, xlsx_bytes(extract))
+    _atomic_write(page, render_html(extract).encode("utf-8"))
     payload = json.dumps(extract.to_dict(), ensure_ascii=False, indent=2)
-    _atomic_write(files.json, (payload + "\n").encode("utf-8"))
-    return files
+    _atomic_write(portable, (payload + "\n").encode("utf-8"))
+    return ExtractFiles(folder, xlsx, page, portable)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -1118,13 +1144,28 @@ def make_extract(
     lang: str | None = None,
     out_dir: Path | None = None,
     request_ids: Iterable[str] = (),
+    password: str | None = None,
+    allow_plain: bool = False,
 ) -> ExtractFiles:
     """Build and write one client's extract; ``out_dir`` defaults to ``extracts/`` beside it.
 
     This is what `sheetreg extract`, `sheetreg requests --process` and the demo call.
+
+    The extract of a password-protected register is protected too: only the .xlsx, encrypted
+    with ``password``, or with a new one (:func:`sheetreg.crypto.new_password`) returned in
+    the result's ``password`` for the therapist to pass on by another channel. ``password``
+    protects a plain register's extract as well. ``allow_plain`` writes every format
+    unencrypted, HTML and JSON included, whatever the register.
     """
+    if allow_plain and password is not None:
+        raise SheetregError(
+            "an extract is either protected with a password or written plain, not both. / "
+            "Ote joko salataan salasanalla tai kirjoitetaan salaamattomana, ei molempia."
+        )
     extract = build_extract(register, client_id, today, lang, request_ids=tuple(request_ids))
-    return write_extract(extract, out_dir or default_extracts_dir(register.path))
+    if password is None and register.encrypted and not allow_plain:
+        password = crypto.new_password()
+    return write_extract(extract, out_dir or default_extracts_dir(register.path), password=password)
 
 
 # --- finding a client ------------------------------------------------------------------------

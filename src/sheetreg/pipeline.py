@@ -6,13 +6,16 @@ the Clients sheet while this process reads and checks the others; the child send
 findings and the set of client IDs, and the cross-sheet check (unknown-client) runs here.
 The result is the same report :func:`sheetreg.validate.validate` gives on the whole register
 (a test checks that); small files and other systems take the plain serial path.
+
+The file is read (and a password-protected one decrypted, with the keyring's password) once,
+here, before the fork: the child shares the bytes copy-on-write and never asks the keyring.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sheetreg import forking
 from sheetreg.errors import SheetregError, UnusableWorkbook
@@ -26,7 +29,10 @@ from sheetreg.validate import (
     sheet_findings,
     validate,
 )
-from sheetreg.workbook import OTHER_SHEETS, read_register
+from sheetreg.workbook import OTHER_SHEETS, load_package, read_register
+
+if TYPE_CHECKING:
+    from sheetreg.workbook import Package
 
 # Below this size the second process costs more than it saves (measured: about 1 MB).
 SPLIT_MIN_BYTES = 1_000_000
@@ -54,15 +60,16 @@ def _size(path: Path) -> int:
 
 
 def _validate_split(path: Path, today: dt.date, lang: str | None) -> Report:
-    collect_clients = forking.start(_clients_part, path, today, lang)
+    package = load_package(path)
+    collect_clients = forking.start(_clients_part, path, package, today, lang)
     try:
-        register = read_register(path, sheets=OTHER_TABLES, fork=False)
+        register = read_register(path, sheets=OTHER_TABLES, fork=False, package=package)
         lang = lang or register.lang
         findings = [*missing_sheets(register, lang), *sheet_findings(register, today, lang)]
     finally:
         child = collect_clients()
     if child is forking.FAILED:  # the child failed unexpectedly: do it the plain way
-        return validate(read_register(path), today, lang)
+        return validate(read_register(path, package=package), today, lang)
     status, child_findings, ids = child
     if status == "error":
         raise UnusableWorkbook(child_findings)
@@ -72,9 +79,11 @@ def _validate_split(path: Path, today: dt.date, lang: str | None) -> Report:
     return report_of(register, findings)
 
 
-def _clients_part(path: Path, today: dt.date, lang: str | None) -> tuple[str, Any, Any]:
+def _clients_part(
+    path: Path, package: Package, today: dt.date, lang: str | None
+) -> tuple[str, Any, Any]:
     try:
-        register = read_register(path, sheets=CLIENT_SHEETS, fork=False)
+        register = read_register(path, sheets=CLIENT_SHEETS, fork=False, package=package)
     except SheetregError as exc:
         return ("error", str(exc), None)
     lang = lang or register.lang

@@ -71,6 +71,8 @@ class Table:
     _by_column: list[tuple[Any, ...]] | None = field(default=None, repr=False, compare=False)
     _nonblank: list[int] | None = field(default=None, repr=False, compare=False)
     _distinct: dict[int, set[Any]] = field(default_factory=dict, repr=False, compare=False)
+    # Results the rules compute once per table (e.g. the rows of each client ID).
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def distinct_if_known(self, index: int) -> set[Any] | None:
         """The distinct values of column ``index`` if already computed, else None."""
@@ -170,7 +172,8 @@ class Snapshot:
     """What the file was when it was read; a write refuses if the file is no longer this."""
 
     path: Path
-    sha256: str
+    sha256: str  # of the bytes on disk (the encrypted file, for a password-protected one)
+    encrypted: bool = False  # the file is password-protected; it is written back encrypted
 
 
 @dataclass
@@ -188,11 +191,18 @@ class Register:
     # Sheets that are not record tables (Settings, Instructions, the user's own sheets):
     # sheet name -> ((first row, first column), grid), kept for workbook-wide scans.
     other_sheets: dict[str, tuple[tuple[int, int], list[list[Any]]]] = field(default_factory=dict)
+    # Results the rules compute once per register and day (e.g. every client's status).
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def path(self) -> Path:
         """The workbook's path."""
         return self.snapshot.path
+
+    @property
+    def encrypted(self) -> bool:
+        """True when the workbook is password-protected (encrypted) on disk."""
+        return self.snapshot.encrypted
 
     def table(self, key: str) -> Table | None:
         """The table for schema sheet ``key``, or None when the workbook lacks it."""

@@ -6,6 +6,10 @@ overdue ones first, tells for each request what the therapist (or sheetreg) must
 names the Access and Portability requests that ``sheetreg requests --process`` answers with an
 extract. Nothing here opens a file; `cli_requests.run_requests` applies the plan.
 
+A password-protected register's extracts are protected too, with a password the therapist hands
+over by another channel; so they are never made unattended: for such a register the plan
+processes nothing and tells, request by request, to run ``sheetreg extract --client ID``.
+
 Messages name request IDs, client IDs, types, dates and cells, never a person's name or any
 other cell text: they go to the terminal and to the weekly job's log.
 """
@@ -33,6 +37,7 @@ EXTRACT_TYPES = frozenset({"access", "portability"})  # answered by an access ex
 ACTIONS = (
     "verify-identity",  # identity not verified: nothing else happens until it is
     "make-extract",  # Access/Portability, verified, no outcome: `requests --process` makes it
+    # (for an encrypted register: `sheetreg extract --client ID`, by hand)
     "deliver-extract",  # the extract exists (Outcome says where): send it, then mark Done
     "rectify",  # correct the data, tell the recipients (Art. 16, 19)
     "restrict",  # restrict processing, tell the recipients (Art. 18, 19)
@@ -54,6 +59,7 @@ ISSUE_CODES = (
     "request-no-due-column",
     "request-no-outcome-column",
     "request-extract-failed",  # set by the runner when an extract cannot be made
+    "request-extract-manual",  # set by the runner: an encrypted register's extract is made by hand
 )
 
 _TEXT: dict[str, dict[str, str]] = {
@@ -63,6 +69,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "make-extract-portability": (
             "Tee ote (JSON-tiedosto on siirrettävä kopio): sheetreg requests --process."
         ),
+        "make-extract-encrypted": "Rekisteri on salattu: tee ote itse komennolla sheetreg "
+        "extract --client {client}; ote salataan ja sen salasana näytetään kerran.",
         "deliver-extract": "Ote on tehty ({outcome}). Toimita se asiakkaalle ja merkitse "
         "{status} = Valmis.",
         "rectify": "Korjaa virheelliset tiedot rekisteriin (16 art.). {recipients}",
@@ -100,6 +108,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "request-no-outcome-column": "Pyynnöt-välilehdellä ei ole Tulos-saraketta; otteita ei "
         "tehty, koska tulosta ei voisi kirjata. Lisää sarake otsikolla Tulos.",
         "outcome": "Ote {folder} tehty {date}",
+        "request-extract-manual": "Pyyntö {request}: otetta ei tehty automaattisesti, koska "
+        "rekisteri on salattu ja otteen salasana on annettava asiakkaalle. Tee se: sheetreg "
+        "extract --client {client}",
     },
     "en": {
         "verify-identity": "Verify the person's identity first and set {verified} = Yes.",
@@ -107,6 +118,8 @@ _TEXT: dict[str, dict[str, str]] = {
         "make-extract-portability": (
             "Make the extract (its JSON file is the portable copy): sheetreg requests --process."
         ),
+        "make-extract-encrypted": "The register is encrypted: make the extract yourself with "
+        "sheetreg extract --client {client}; it is encrypted and its password is shown once.",
         "deliver-extract": "The extract is made ({outcome}). Send it to the person and set "
         "{status} = Done.",
         "rectify": "Correct the inaccurate data in the register (Art. 16). {recipients}",
@@ -143,6 +156,9 @@ _TEXT: dict[str, dict[str, str]] = {
         "request-no-outcome-column": "The Requests sheet has no Outcome column; no extracts "
         "were made, as their outcome could not be recorded. Add a column headed Outcome.",
         "outcome": "Extract {folder} made {date}",
+        "request-extract-manual": "Request {request}: no extract was made automatically, as "
+        "the register is encrypted and the extract's password must be handed to the person. "
+        "Make it: sheetreg extract --client {client}",
     },
 }
 
@@ -247,6 +263,7 @@ class RequestsPlan:
     due_edits: list[CellEdit] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     outcome_column: bool = True
+    encrypted: bool = False  # the register is password-protected: extracts are made by hand
 
     @property
     def open_items(self) -> list[RequestItem]:
@@ -273,8 +290,18 @@ class RequestsPlan:
 
     @property
     def to_process(self) -> list[RequestItem]:
-        """Requests that `--process` answers with an extract: open, verified, no outcome yet."""
-        if not self.outcome_column:
+        """Requests that `--process` answers with an extract: open, verified, no outcome yet.
+
+        None for an encrypted register: see :attr:`manual_extracts`.
+        """
+        if not self.outcome_column or self.encrypted:
+            return []
+        return [item for item in self.open_items if item.action == "make-extract"]
+
+    @property
+    def manual_extracts(self) -> list[RequestItem]:
+        """An encrypted register's requests awaiting an extract: `sheetreg extract`, by hand."""
+        if not self.encrypted:
             return []
         return [item for item in self.open_items if item.action == "make-extract"]
 
@@ -311,7 +338,12 @@ def plan_requests(
     lang = lang or register.lang
     table = register.table("requests")
     plan = RequestsPlan(
-        register.path.name, table.name if table else None, today, lang, outcome_column=True
+        register.path.name,
+        table.name if table else None,
+        today,
+        lang,
+        outcome_column=True,
+        encrypted=register.snapshot.encrypted,
     )
     if table is None:
         return plan
@@ -467,6 +499,8 @@ def _next_step(ctx: _Context, item: RequestItem) -> tuple[str, str]:
             return "deliver-extract", text(
                 lang, "deliver-extract", outcome=item.outcome, status=status
             )
+        if ctx.register.snapshot.encrypted:
+            return "make-extract", text(lang, "make-extract-encrypted", client=item.client_id)
         key = "make-extract-portability" if kind == "portability" else "make-extract"
         return "make-extract", text(lang, key)
     if kind in {"rectification", "restriction"}:
@@ -602,6 +636,22 @@ def summary(plan: RequestsPlan) -> dict[str, int]:
         "due_cells": len(plan.due_edits),
         "issues": len(plan.issues),
     }
+
+
+def manual_extract_issues(plan: RequestsPlan, table: Table) -> list[Issue]:
+    """For an encrypted register's run with processing: one issue per request awaiting an
+    extract, telling to make it with ``sheetreg extract --client ID`` (``table``: Requests)."""
+    return [
+        _issue(
+            plan,
+            "request-extract-manual",
+            table.ref(item.index, "client_id"),
+            item.request_id,
+            item.client_id,
+            client=item.client_id,
+        )
+        for item in plan.manual_extracts
+    ]
 
 
 def group_by_client(items: Sequence[RequestItem]) -> dict[str, list[RequestItem]]:

@@ -6,6 +6,12 @@ Writing: a plan of cell edits goes through the lossless package patcher (`xlsxpa
 then these guards, in order: lock files of Excel and LibreOffice, changed-since-read, the
 fidelity check, a temporary file in the same folder, a reopen check with an independent reader
 (python-calamine), a backup of the previous version, and an atomic replace.
+
+Password-protected (encrypted) workbooks: :func:`load_package` reads the file and decrypts it
+in memory with the ``workbook-password`` from the keyring (`sheetreg.secrets`). Everything is
+read, patched and checked on the plain package in memory; what goes to disk (the temporary
+file, the workbook, the backup) is always encrypted, and the snapshot's hash is that of the
+file on disk. A plain copy of an encrypted register is never written anywhere.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sheetreg import forking, values
-from sheetreg.errors import FidelityError, UnusableWorkbook, WriteRefused
+from sheetreg import crypto, forking, values
+from sheetreg.errors import FidelityError, SheetregError, UnusableWorkbook, WriteRefused
 from sheetreg.register import (
     Register,
     Snapshot,
@@ -43,6 +49,7 @@ from sheetreg.schema import (
     match_setting,
     match_sheet,
 )
+from sheetreg.secrets import WORKBOOK_PASSWORD, get_secret
 
 if TYPE_CHECKING:
     from sheetreg.xlsxpatch import CellEdit, CellValue, PatchResult
@@ -58,7 +65,7 @@ TEMP_MARK = ".sheetreg-"
 
 
 def _load_bytes(path: Path) -> bytes:
-    name = path.name
+    """The file's bytes: an .xlsx package or an encrypted one; anything else is refused."""
     if not path.exists():
         raise UnusableWorkbook(f"{path}: file not found / tiedostoa ei löydy.")
     if path.is_dir():
@@ -71,13 +78,20 @@ def _load_bytes(path: Path) -> bytes:
         ) from None
     if not data:
         raise UnusableWorkbook(f"{path}: the file is empty / tiedosto on tyhjä.")
+    if data.startswith(_OLE_MAGIC) and crypto.is_encrypted(data):
+        return data
+    if data.startswith(_OLE_MAGIC) and _ENCRYPTION_INFO in data:
+        raise UnusableWorkbook(
+            f"{path}: the workbook is password-protected (encrypted) but damaged; restore it "
+            "from a backup. / Salattu työkirja on vioittunut."
+        )
+    _refuse_unless_package(path, data)
+    return data
+
+
+def _refuse_unless_package(path: Path, data: bytes) -> None:
+    """Refuse bytes that are not a zip package (.xlsx), naming what they look like."""
     if data.startswith(_OLE_MAGIC):
-        if _ENCRYPTION_INFO in data:
-            raise UnusableWorkbook(
-                f"{path}: the workbook is password-protected (encrypted); sheetreg cannot read "
-                "it yet. Remove the password in Excel or wait for keyring support. / "
-                "Työkirja on salasanasuojattu."
-            )
         raise UnusableWorkbook(
             f"{path}: this is an old Excel 97-2003 workbook (.xls). Save it as .xlsx in Excel "
             "(File > Save As). / Vanha .xls-työkirja: tallenna se .xlsx-muodossa."
@@ -87,10 +101,96 @@ def _load_bytes(path: Path) -> bytes:
         looks_text = all(b >= 9 for b in head[:512]) and (b"," in head or b";" in head)
         what = "a text/CSV file" if looks_text else "not an Excel workbook"
         raise UnusableWorkbook(
-            f"{name}: {what} (despite its name). Open it in Excel and save it as an Excel "
+            f"{path.name}: {what} (despite its name). Open it in Excel and save it as an Excel "
             "workbook (.xlsx). / Tiedosto ei ole Excel-työkirja."
         )
-    return data
+
+
+@dataclass(frozen=True)
+class Package:
+    """A workbook as read once: the bytes on disk and the plain .xlsx package they hold.
+
+    For a plain workbook both are the same bytes. Nothing here is shown by ``repr``: the
+    package holds personal data and ``password`` is a secret.
+    """
+
+    data: bytes = field(repr=False)  # the file as on disk: what the snapshot hashes
+    plain: bytes = field(repr=False)  # the .xlsx package: ``data``, or decrypted from it
+    password: str | None = field(default=None, repr=False)  # None unless encrypted
+
+    @property
+    def encrypted(self) -> bool:
+        """True when the file on disk is password-protected."""
+        return self.password is not None
+
+
+def _store_hint(path: Path) -> str:
+    return f'sheetreg secret set {WORKBOOK_PASSWORD} --workbook "{path}"'
+
+
+def workbook_password(path: Path | str) -> str:
+    """The ``workbook-password`` stored in the keyring for the encrypted workbook ``path``.
+
+    A missing secret or an unusable keyring (a refused plaintext one, a locked one) raises
+    :class:`UnusableWorkbook` naming the file and telling how to store the password.
+    """
+    path = Path(path)
+    try:
+        password = get_secret(WORKBOOK_PASSWORD, path)
+    except SheetregError as exc:
+        raise UnusableWorkbook(
+            f"{path}: the workbook is password-protected (encrypted) and its password cannot "
+            f"be read from the keyring: {exc}"
+        ) from None
+    if not password:
+        raise UnusableWorkbook(
+            f"{path}: the workbook is password-protected (encrypted) and no {WORKBOOK_PASSWORD} "
+            f"is stored in the keyring for it. Store it with: {_store_hint(path)} / Työkirja on "
+            "salattu, eikä sen salasanaa ole tallennettu avainnippuun."
+        )
+    return password
+
+
+def _open_package(path: Path, data: bytes, password: str | None) -> Package:
+    """``data`` as a :class:`Package`: decrypted in memory when it is encrypted.
+
+    ``data`` comes from :func:`_load_bytes`, which lets through a zip package or an encrypted
+    (OLE) file only.
+    """
+    if not data.startswith(_OLE_MAGIC):
+        return Package(data, data)
+    from_keyring = password is None
+    if password is None:
+        password = workbook_password(path)
+    try:
+        plain = crypto.decrypt(data, password, source=path)
+    except crypto.WrongPassword:
+        if from_keyring:
+            raise UnusableWorkbook(
+                f"{path}: the workbook is password-protected (encrypted) and the "
+                f"{WORKBOOK_PASSWORD} stored in the keyring does not open it. Store the right "
+                f"one with: {_store_hint(path)} / Avainnippuun tallennettu salasana ei avaa "
+                "salattua työkirjaa."
+            ) from None
+        raise UnusableWorkbook(
+            f"{path}: the password does not open this encrypted workbook. / Salasana ei avaa "
+            "salattua työkirjaa."
+        ) from None
+    except SheetregError as exc:  # damaged, or an encryption msoffcrypto cannot open
+        raise UnusableWorkbook(str(exc)) from None
+    _refuse_unless_package(path, plain)
+    return Package(data, plain, password)
+
+
+def load_package(path: Path | str, *, password: str | None = None) -> Package:
+    """Read the workbook at ``path`` once; decrypt it in memory when it is password-protected.
+
+    ``password`` opens an encrypted file (a backup copy has no keyring entry of its own);
+    without it the keyring's ``workbook-password`` of ``path`` is used, and only when the file
+    is encrypted. A plain file is returned as it is. Raises :class:`UnusableWorkbook`.
+    """
+    path = Path(path)
+    return _open_package(path, _load_bytes(path), password)
 
 
 def _open_zip(path: Path, data: bytes) -> zipfile.ZipFile:
@@ -188,17 +288,22 @@ OTHER_SHEETS = "*other"  # in ``sheets=``: the tabs that are not register tables
 
 
 def read_register(
-    path: Path | str, *, sheets: Collection[str] | None = None, fork: bool = True
+    path: Path | str,
+    *,
+    sheets: Collection[str] | None = None,
+    fork: bool = True,
+    package: Package | None = None,
 ) -> Register:
     """Read a workbook into a :class:`Register`, or raise :class:`UnusableWorkbook`.
 
     ``sheets`` limits which tables are loaded (schema keys, plus :data:`OTHER_SHEETS` for
     tabs that are not register tables); Settings is always read. None reads everything.
     ``fork=False`` keeps the formula scan in this process (for callers that already keep
-    both cores busy).
+    both cores busy). ``package`` is the file as already read by :func:`load_package` (read
+    here when not given); an encrypted workbook is decrypted with the keyring's password.
     """
     with paused_gc():
-        return _read_register(Path(path), sheets, fork)
+        return _read_register(Path(path), sheets, fork, package)
 
 
 def _wanted(spec: Sheet | None, sheets: Collection[str] | None) -> bool:
@@ -209,12 +314,16 @@ def _wanted(spec: Sheet | None, sheets: Collection[str] | None) -> bool:
     return spec.key in sheets
 
 
-def _read_register(path: Path, sheets: Collection[str] | None, fork: bool) -> Register:
+def _read_register(
+    path: Path, sheets: Collection[str] | None, fork: bool, package: Package | None
+) -> Register:
     import python_calamine as pc
 
     from sheetreg.xlsxpatch import sheet_parts
 
-    data = _load_bytes(path)
+    if package is None:
+        package = load_package(path)
+    data = package.plain
     _open_zip(path, data).close()
     try:
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
@@ -294,7 +403,8 @@ def _read_register(path: Path, sheets: Collection[str] | None, fork: bool) -> Re
         )
     settings, settings_rows = _read_settings(settings_table)
     lang = _language(settings, names)
-    snapshot = Snapshot(path, hashlib.sha256(data).hexdigest())
+    # The hash of the file on disk (encrypted or not): a write compares the file against it.
+    snapshot = Snapshot(path, _sha256(package.data), encrypted=package.encrypted)
     return Register(
         snapshot, names, tables, settings, settings_rows, lang, formula_cells, merged, other
     )
@@ -346,6 +456,7 @@ class WriteResult:
     sha256_after: str = ""
     removed_strings: int = 0
     residues: list[Any] = field(default_factory=list)
+    encrypted: bool = False  # the workbook was written encrypted, with its own password
 
 
 def lock_files(path: Path) -> list[Path]:
@@ -460,12 +571,20 @@ def list_backups(path: Path, backup_dir: Path) -> list[Path]:
     return sorted(p for p in backup_dir.iterdir() if pattern.fullmatch(p.name))
 
 
-def _reopen_check(tmp: Path, edits: Sequence[CellEdit]) -> None:
-    """Read the written file back with python-calamine and compare every edited cell."""
+def _reopen_check(tmp: Path, edits: Sequence[CellEdit], password: str | None = None) -> None:
+    """Read the written file back with python-calamine and compare every edited cell.
+
+    An encrypted file is read back from disk and decrypted in memory with ``password``, so
+    the check covers the encryption too.
+    """
     import python_calamine as pc
 
     try:
-        wb = pc.CalamineWorkbook.from_path(str(tmp))
+        if password is None:
+            wb = pc.CalamineWorkbook.from_path(str(tmp))
+        else:
+            plain = crypto.decrypt(tmp.read_bytes(), password, source=tmp.name)
+            wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(plain))
         # Sheet names are matched as Excel does (and the patcher): ignoring case.
         actual = {n.casefold(): n for n in wb.sheet_names}
         by_sheet: dict[str, list[CellEdit]] = {}
@@ -520,12 +639,17 @@ def write_cells(
     expected: Snapshot | None = None,
     backup_dir: Path | None = None,
     keep_backups: int = 10,
+    password: str | None = None,
 ) -> WriteResult:
     """Apply cell edits to a workbook safely; refuse (WriteRefused) rather than risk it.
 
     ``edits`` is either a mapping like ``{"Sheet1!B2": "text", "Sheet1!C2": 3.5,
     "Sheet1!D2": None}`` or a sequence of :class:`CellEdit`. ``expected`` is the snapshot
     taken when the workbook was read; the write is refused if the file changed since.
+
+    A password-protected workbook is decrypted in memory (with ``password``, else the
+    keyring's ``workbook-password``), patched and checked there, and written back encrypted
+    with the same password; its backup is the encrypted file as it was.
     """
     path = Path(path)
     plan = _as_edits(edits)
@@ -543,10 +667,13 @@ def write_cells(
         )
     if not plan:
         return WriteResult(path, written=False, sha256_before=before, sha256_after=before)
-    _open_zip(path, data)
+    package = _open_package(path, data, password)
+    _open_zip(path, package.plain).close()
     backups = backup_dir or default_backup_dir(path)
     try:
-        return _write_checked(path, data, before, plan, backups=backups, keep_backups=keep_backups)
+        return _write_checked(
+            path, package, before, plan, backups=backups, keep_backups=keep_backups
+        )
     except OSError as exc:  # a full disk, a read-only or vanished folder, …
         reason = exc.strerror or type(exc).__name__
         raise WriteRefused(
@@ -557,30 +684,34 @@ def write_cells(
 
 def _write_checked(
     path: Path,
-    data: bytes,
+    package: Package,
     before: str,
     plan: Sequence[CellEdit],
     *,
     backups: Path,
     keep_backups: int,
 ) -> WriteResult:
-    """Patch, verify, write aside, reopen, back up, look once more, replace."""
+    """Patch, verify, (encrypt,) write aside, reopen, back up, look once more, replace."""
     from sheetreg.xlsxpatch import patch_workbook
 
     remove_stale_temps(path, backups)
-    result = patch_workbook(data, plan)
+    result = patch_workbook(package.plain, plan)
     # The fidelity check needs only the two packages, so it runs on the second core while
-    # the temporary file is written and read back (forking.py); the replace waits for it.
-    fidelity = forking.start(_fidelity_verdict, data, result, plan)
+    # the file is encrypted, written aside and read back (forking.py); the replace waits.
+    fidelity = forking.start(_fidelity_verdict, package.plain, result, plan)
     folder = path.parent
     tmp: Path | None = None
     backup: Path | None = None
+    written = result.data
     try:
         try:
-            tmp = _write_new_file(folder, _temp_prefix(path), ".tmp", result.data)
+            if package.password is not None:
+                # Only the encrypted package ever reaches the disk, temporary file included.
+                written = crypto.encrypt(result.data, package.password, source=path)
+            tmp = _write_new_file(folder, _temp_prefix(path), ".tmp", written)
             with contextlib.suppress(OSError):
                 shutil.copymode(path, tmp)  # keep the workbook's permissions
-            _reopen_check(tmp, plan)
+            _reopen_check(tmp, plan, package.password)
         finally:
             verdict = fidelity()
         if verdict is not None:
@@ -589,10 +720,10 @@ def _write_checked(
                 if isinstance(verdict, str)
                 else "the fidelity check could not run; the original was left in place."
             )
-        # The backup holds the bytes already checked against the snapshot; it is made
-        # before the last look, so that nothing slow stands between that look and the
-        # replace (a save by the user in between would otherwise be overwritten).
-        backup = _make_backup(path, data, backups)
+        # The backup holds the bytes already checked against the snapshot (encrypted, if the
+        # workbook is); it is made before the last look, so that nothing slow stands between
+        # that look and the replace (a save by the user in between would be overwritten).
+        backup = _make_backup(path, package.data, backups)
         ensure_not_open(path)
         if _sha256(path.read_bytes()) != before:
             raise WriteRefused(
@@ -616,9 +747,10 @@ def _write_checked(
         edits=len(plan),
         backup=backup,
         sha256_before=before,
-        sha256_after=_sha256(result.data),
+        sha256_after=_sha256(written),
         removed_strings=result.removed_strings,
         residues=list(result.residues),
+        encrypted=package.encrypted,
     )
 
 
