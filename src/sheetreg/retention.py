@@ -447,7 +447,22 @@ def _status_rows(
     (data-row index, client ID), that row's alone."""
     from sheetreg.register import paused_gc
 
-    with paused_gc():  # tens of thousands of small, acyclic objects
+    if only is None and policy is None:  # every client's status: computed once a day
+        key = ("statuses", today)
+        found = register.memo.get(key)
+        if found is None:
+            with paused_gc():  # tens of thousands of small, acyclic objects
+                found = register.memo[key] = _status_rows_unpaused(register, today, None, None)
+        return list(found)
+    if only is not None and policy is None and ("statuses", today) in register.memo:
+        by_row = register.memo.get(("status_by_row", today))
+        if by_row is None:
+            statuses = register.memo[("statuses", today)]
+            by_row = register.memo[("status_by_row", today)] = {s.index: s for s in statuses}
+        found_one = by_row.get(only[0])
+        if found_one is not None and found_one.client_id == only[1]:
+            return [found_one]
+    with paused_gc():
         return _status_rows_unpaused(register, today, policy, only)
 
 
@@ -887,11 +902,16 @@ def recipients_for(register: Register, client_id: str) -> list[Recipient]:
 
 
 def _rows_with_id(table: Table, client_id: str) -> list[int]:
+    """Data-row indices whose client ID is ``client_id`` (an index built once per table)."""
     if not table.has("client_id"):
         return []
-    return [
-        i for i, raw in enumerate(table.column_values("client_id")) if _id_text(raw) == client_id
-    ]
+    index: dict[str, list[int]] | None = table.memo.get("rows_by_id")
+    if index is None:
+        index = {}
+        for i, raw in enumerate(table.column_values("client_id")):
+            index.setdefault(_id_text(raw), []).append(i)
+        table.memo["rows_by_id"] = index
+    return list(index.get(client_id, ()))
 
 
 def _row_cells(table: Table, i: int) -> Iterable[tuple[int, str, Any]]:

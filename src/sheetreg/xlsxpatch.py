@@ -41,7 +41,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from xml.parsers import expat
 
 if TYPE_CHECKING:
@@ -1669,17 +1669,48 @@ def _in_content(text: str, pos: int, has_cdata: bool) -> bool:
     return bool(quote)
 
 
-def _text_hits(raw: bytes, variant_sets: list[list[str]]) -> list[int]:
-    """Indexes of the needles (given as variant lists) found in one XML part."""
+def _automaton(variant_sets: list[list[str]]) -> Any:
+    """An Aho-Corasick automaton of every variant, valued (variant, needle indexes): one pass
+    over a part finds all needles at once, however many there are."""
+    import ahocorasick
+
+    owners: dict[str, list[int]] = {}
+    for index, variants in enumerate(variant_sets):
+        for variant in variants:
+            owners.setdefault(variant, []).append(index)
+    automaton = ahocorasick.Automaton()
+    for variant, indexes in owners.items():
+        automaton.add_word(variant, (variant, tuple(indexes)))
+    automaton.make_automaton()
+    return automaton
+
+
+def _text_hits(raw: bytes, automaton: Any, needles: int) -> list[int]:
+    """Indexes of the needles (in ``automaton``, see :func:`_automaton`) found in one part."""
     text = _decode_part(raw).casefold()
     if "&#" in text:
         text = re.sub(r"&#(x[0-9a-f]+|[0-9]+);", lambda m: _numeric_ref(m[1]), text)
     has_cdata = "<![cdata[" in text
-    return [
-        index
-        for index, variants in enumerate(variant_sets)
-        if any(_found_in_content(text, v, has_cdata) for v in variants)
-    ]
+    found: set[int] = set()
+    tries: dict[str, int] = {}
+    for end, (variant, indexes) in automaton.iter(text):
+        if found.issuperset(indexes):
+            continue
+        count = tries.get(variant, 0)
+        if count < 0:
+            continue  # settled by the full check below
+        if count >= 64:
+            # A short value hiding in markup everywhere: one check of the whole text instead.
+            tries[variant] = -1
+            if _found_in_content(text, variant, has_cdata):
+                found.update(indexes)
+            continue
+        tries[variant] = count + 1
+        if _in_content(text, end - len(variant) + 1, has_cdata):
+            found.update(indexes)
+            if len(found) == needles:
+                break
+    return sorted(found)
 
 
 def _found_in_content(text: str, variant: str, has_cdata: bool) -> bool:
@@ -1723,12 +1754,14 @@ def _find_text_in(
     variant_sets = [_needle_variants(n) if n else [] for n in needles]
     if not any(variant_sets):
         return []
+    automaton = _automaton(variant_sets)
     out = []
     for name in names:
         if not _is_xml_part(name, content_types):
             continue
         kind = _part_kind(name)
-        out.extend(Residue(name, kind, i) for i in _text_hits(read(name), variant_sets))
+        hits = _text_hits(read(name), automaton, len(needles))
+        out.extend(Residue(name, kind, i) for i in hits)
     return out
 
 
