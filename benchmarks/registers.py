@@ -22,6 +22,7 @@ from sheetreg.schema import CLIENTS, DISCLOSURES, ERASURE_LOG, INVOICES, REQUEST
 FIRST = ["Aino", "Eero", "Helmi", "Juho", "Kaisa", "Lauri", "Minna", "Olli", "Sanna", "Veikko"]
 LAST = ["Virtanen", "Korhonen", "Mäkinen", "Nieminen", "Hämäläinen", "Laine", "Heikkinen"]
 CITIES = [("33100", "Tampere"), ("00100", "Helsinki"), ("20100", "Turku"), ("40100", "Jyväskylä")]
+APPROVE_COLUMN = [c.key for c in CLIENTS.columns].index("approve_erasure")
 STREETS = ["Hämeenkatu", "Satakunnankatu", "Pirkankatu", "Kauppakatu", "Rautatienkatu"]
 
 
@@ -62,22 +63,31 @@ def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, int]:
     return wall, usage.ru_maxrss / 1024, code
 
 
-def make_register_elsewhere(path: Path, clients: int, *, erasure_log: bool = False) -> Path:
+def make_register_elsewhere(
+    path: Path, clients: int, *, erasure_log: bool = False, approvals: int = 0
+) -> Path:
     """:func:`make_register` in a child process, so the benchmark itself stays small.
 
     A child forked from a big parent starts with the parent's pages, and ru_maxrss would
     count them in the measured command's peak.
     """
     code = "import sys, pathlib; from registers import make_register as m; "
-    code += "m(pathlib.Path(sys.argv[1]), int(sys.argv[2]), erasure_log=sys.argv[3] == '1')"
+    code += "m(pathlib.Path(sys.argv[1]), int(sys.argv[2]), erasure_log=sys.argv[3] == '1', "
+    code += "approvals=int(sys.argv[4]))"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
-    args = [str(path), str(clients), "1" if erasure_log else "0"]
+    args = [str(path), str(clients), "1" if erasure_log else "0", str(approvals)]
     subprocess.run([sys.executable, "-c", code, *args], check=True, env=env)
     return path
 
 
-def make_register(path: Path, clients: int, *, seed: int = 1, erasure_log: bool = False) -> Path:
-    """Write a register of ``clients`` clients, ~2 invoices each, to ``path``."""
+def make_register(
+    path: Path, clients: int, *, seed: int = 1, erasure_log: bool = False, approvals: int = 0
+) -> Path:
+    """Write a register of ``clients`` clients, ~2 invoices each, to ``path``.
+
+    ``approvals``: about this many ended clients get Kyllä in Approve erasure (the weekly job
+    then erases those no open invoice holds).
+    """
     rnd = random.Random(seed)
     wb = xlsxwriter.Workbook(str(path))
     date_fmt = wb.add_format({"num_format": "d.m.yyyy"})
@@ -110,6 +120,8 @@ def make_register(path: Path, clients: int, *, seed: int = 1, erasure_log: bool 
             ws.write_datetime(r, 10, dt.datetime.combine(end, dt.time()), date_fmt)
         ws.write_string(r, 11, rnd.choice(["Kyllä", "Ei"]))
         ws.write_string(r, 12, rnd.choice(["Kyllä", "Ei", "Ei", "Ei"]))
+        if ended and approvals and i % max(1, int(clients * 0.3 / approvals)) == 0:
+            ws.write_string(r, APPROVE_COLUMN, "Kyllä")
     inv = sheets["invoices"]
     for j in range(clients * 2):
         r = j + 1

@@ -63,8 +63,10 @@ def test_validate_lang_en_text(register_path):
     assert "G2" in result.output and "ERROR" in result.output
 
 
-def test_demo_makes_and_validates_a_register(tmp_path):
-    """`demo` makes a synthetic register, validates it and says where everything is."""
+def test_demo_runs_the_weekly_job_and_says_where_the_report_is(tmp_path, monkeypatch):
+    """`demo` makes a synthetic register, runs the weekly job on it (twice: the second run
+    changes nothing) and says where the report is."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     folder = tmp_path / "demo"
     result = invoke("demo", "--dir", str(folder), "--today", "2026-11-25", "--format", "json")
     assert result.exit_code == 0, result.output
@@ -74,9 +76,15 @@ def test_demo_makes_and_validates_a_register(tmp_path):
 
     planted = {c for c in CATALOGUE if c not in {"formula-in-data", "merged-cells"}}
     planted -= {"missing-sheet", "missing-column", "duplicate-column"}
-    assert planted <= set(data["findings"])
-    # Run again: the demo remakes its own register without complaint.
-    assert invoke("demo", "--dir", str(folder), "--today", "2026-11-25").exit_code == 0
+    assert planted <= {g["code"] for g in data["run"]["findings"]}
+    run = data["run"]
+    assert run["written"] and run["counts"]["erasures"] >= 1 and run["counts"]["extracts"] >= 1
+    assert data["approved"] in {e["client_id"] for e in run["erasures"]}
+    assert data["second_run"] == {"written": False, "cells_written": 0}
+    report = Path(run["files"]["html"])
+    assert report.is_file() and report.parent == folder.resolve() / "reports"
+    text = invoke("demo", "--dir", str(folder), "--today", "2026-11-25").output
+    assert str(report.parent) in text and "hygiene-2026-11-25" in text
 
 
 def test_demo_never_overwrites_a_foreign_workbook(tmp_path):

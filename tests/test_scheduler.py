@@ -24,6 +24,7 @@ from memory_keyring import MemoryKeyring, using_keyring
 from ops_cli import ops_commands
 from sheetreg.errors import SheetregError, WriteRefused
 from sheetreg.notify import NotifyConfig
+from sheetreg.run import weekly_job
 from sheetreg.scheduler import (
     InstanceLock,
     ScheduleConfig,
@@ -34,7 +35,6 @@ from sheetreg.scheduler import (
     config_from_mapping,
     install_autostart,
     load_config,
-    validate_job,
     workbook_key,
 )
 
@@ -637,22 +637,24 @@ def real_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, P
     return workbook, path
 
 
-def test_validate_job_on_a_real_register(real_setup):
-    """The stand-in job validates the workbook and returns counts only."""
-    _, path = real_setup
-    counts = validate_job(load_config(path), dt.date(2026, 11, 25))
-    assert set(counts) == {"errors", "warnings"}
+def test_weekly_job_on_a_real_register(real_setup):
+    """The scheduler's job is the weekly run: it writes the report and returns counts only."""
+    workbook, path = real_setup
+    counts = weekly_job(load_config(path), dt.date(2026, 11, 25))
+    assert counts["clients"] == 1 and counts["errors"] == 0
     assert all(isinstance(v, int) for v in counts.values())
+    assert (workbook.parent / "reports" / "hygiene-2026-11-25.html").is_file()
 
 
-def test_cli_once_runs_validation_then_nothing_due(real_setup, tmp_path, cli):
-    """`schedule --once` validates the real workbook, and a second call finds nothing due."""
+def test_cli_once_runs_the_weekly_job_then_nothing_due(real_setup, tmp_path, cli):
+    """`schedule --once` runs the weekly job on the real workbook; a second call finds
+    nothing due."""
     _, path = real_setup
     runner = CliRunner()
     first = runner.invoke(cli, ["schedule", "--once", "--config", str(path), "--format", "json"])
     assert first.exit_code == 0, first.output
     outcome = json.loads(first.output)
-    assert outcome["status"] == "ok" and set(outcome["counts"]) == {"errors", "warnings"}
+    assert outcome["status"] == "ok" and outcome["counts"]["clients"] == 1
     second = runner.invoke(cli, ["schedule", "--once", "--config", str(path)])
     assert second.exit_code == 0
     assert "nothing due" in second.output

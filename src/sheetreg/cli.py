@@ -176,9 +176,9 @@ def _refused(message: str) -> SheetregError:
 @TODAY
 @FORMAT
 def demo(folder: Path, clients: int, lang: str, today: dt.date, fmt: str) -> None:
-    """Make a demo register of synthetic clients and run sheetreg on it.
+    """Make a demo register of synthetic clients and run the weekly job on it.
 
-    Tekee esimerkkirekisterin keksityistä asiakkaista ja ajaa sheetregin sille.
+    Tekee esimerkkirekisterin keksityistä asiakkaista ja ajaa sille viikkoajon.
 
     \b
     Example:  sheetreg demo --dir /tmp/sheetreg-demo

@@ -1,6 +1,7 @@
-"""`sheetreg secret` and `sheetreg schedule`: setting up the unattended weekly job.
+"""`sheetreg run`, `sheetreg secret` and `sheetreg schedule`: the weekly job and its setup.
 
-Each command makes one library call (`sheetreg.secrets`, `sheetreg.scheduler`), prints, exits.
+Each command makes one library call (`sheetreg.run`, `sheetreg.secrets`, `sheetreg.scheduler`),
+prints, exits.
 A password is never printed, logged or put in an error message.
 """
 
@@ -12,14 +13,50 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sheetreg.cli import FORMAT, _emit_json, _finish, cli
+from sheetreg.cli import FORMAT, LANG, TODAY, _emit_json, _finish, cli
 from sheetreg.errors import SheetregError
 from sheetreg.secrets import SECRET_NAMES
 
 if TYPE_CHECKING:
-    from sheetreg.scheduler import Job
+    import datetime as dt
 
 SECRET_NAME = click.argument("name", type=click.Choice(SECRET_NAMES))
+
+
+@cli.command("run")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--reports",
+    "report_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of the hygiene report (default: reports/ beside the workbook). / Raporttikansio.",
+)
+@TODAY
+@FORMAT
+@LANG
+def run_command(
+    path: Path, report_dir: Path | None, today: dt.date, fmt: str, lang: str | None
+) -> None:
+    """The weekly job: validate, flag, request deadlines and extracts, erasures, report.
+
+    Viikkoajo: tarkistus, tietosuojatilat, pyyntöjen määräajat ja otteet, hyväksytyt
+    poistot ja raportti. Työkirja luetaan kerran ja kirjoitetaan kerran; toinen ajo samana
+    päivänä ei muuta mitään.
+
+    \b
+    Example:  sheetreg run asiakasrekisteri.xlsx --today 2026-11-25
+    Exit: 0 nothing to act on, 1 something needs you (an error finding, an overdue request, a
+    refused erasure or write), 2 the file cannot be used.
+    """
+    from sheetreg.run import run_weekly
+
+    result = run_weekly(path, today, lang=lang, report_dir=report_dir)
+    if fmt == "json":
+        _emit_json(result.to_dict())
+    else:
+        click.echo(result.text())
+    _finish(result.exit_code)
 
 
 @cli.group()
@@ -206,7 +243,7 @@ def schedule(
                        "the computer.")  # fmt: skip
         return
 
-    scheduler = WeeklyScheduler(config, job=_weekly_job())
+    scheduler = WeeklyScheduler(config)
     if once:
         outcome = scheduler.run_once()
         if fmt == "json":
@@ -230,10 +267,3 @@ def schedule(
         f"{config.workbook}; log: {default_log_dir()}. Ctrl+C stops / pysäyttää."
     )
     scheduler.run_forever()
-
-
-def _weekly_job() -> Job:
-    """The job the scheduler runs: validation until the weekly ``run`` job is plugged in."""
-    from sheetreg.scheduler import validate_job
-
-    return validate_job

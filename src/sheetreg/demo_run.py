@@ -1,32 +1,38 @@
-"""`sheetreg demo`: a synthetic register, and sheetreg run on it, so a newcomer sees it work.
+"""`sheetreg demo`: a synthetic register, and the weekly job run on it, so a newcomer sees it work.
 
-It validates, flags every client, erases one ended client, and makes one access extract.
+It makes the register, approves the erasure of one ended client (as the therapist would, by
+writing Kyllä in its Approve erasure cell), runs the weekly job (validation, privacy-status
+flags, request deadlines and extracts, the approved erasure, the hygiene report), then runs
+it once more to show that a second run on the same day changes nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sheetreg.errors import WriteRefused
+
+if TYPE_CHECKING:
+    from sheetreg.run import RunResult
 
 DEMO_MARK = ".sheetreg-demo"
 
 
 @dataclass
 class DemoSummary:
-    """Where the demo put things and what sheetreg found."""
+    """Where the demo put things and what the weekly job did."""
 
     folder: Path
     workbook: Path
     lang: str
     clients: int
-    findings: dict[str, int] = field(default_factory=dict)
+    approved: str | None  # the client whose erasure the demo approved
+    first: RunResult
+    second: RunResult
     files: dict[str, Path] = field(default_factory=dict)
-    retention: list[str] = field(default_factory=list)  # what flag and erase did
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -35,38 +41,57 @@ class DemoSummary:
             "workbook": str(self.workbook),
             "lang": self.lang,
             "clients": self.clients,
-            "findings": self.findings,
+            "approved": self.approved,
+            "run": self.first.to_dict(),
+            "second_run": {
+                "written": self.second.written,
+                "cells_written": self.second.counts.get("cells_written", 0),
+            },
             "files": {k: str(v) for k, v in self.files.items()},
-            "retention": self.retention,
         }
 
     def text(self) -> str:
         """A short account for the terminal, in the demo's language."""
         fi = self.lang == "fi"
+        run = self.first
         lines = [
             ("Esimerkkirekisteri" if fi else "Demo register") + f": {self.workbook}",
-            ("Asiakkaita" if fi else "Clients") + f": {self.clients}",
-            ("Tarkistuksen löydökset" if fi else "Validation findings") + ":",
+            ("Viikkoajo" if fi else "Weekly job") + ":",
+            *(f"  {line.strip()}" for line in run.text().splitlines()[1:] if line[:2] == "  "),
         ]
-        lines += [f"  {code}: {n}" for code, n in sorted(self.findings.items())]
-        lines += self.retention
+        for o in run.erasure.outcomes:
+            lines.append(
+                (
+                    f"Poistettu asiakas {o.plan.client_id} → {o.reference} (loki {o.log_id}): "
+                    if fi
+                    else f"Erased client {o.plan.client_id} → {o.reference} (log {o.log_id}): "
+                )
+                + o.verification.text(self.lang)
+            )
+        if self.second.written:
+            lines.append(
+                "Toinen ajo kirjoitti vielä soluja." if fi else "The second run wrote cells."
+            )
+        else:
+            lines.append(
+                "Toinen ajo samana päivänä: työkirjaa ei muutettu."
+                if fi
+                else "A second run on the same day: the workbook was not changed."
+            )
         for what, path in self.files.items():
             lines.append(f"{what}: {path}")
         lines.append(
-            "Avaa työkirja Excelissä tai LibreOfficessa ja katso merkityt solut."
+            "Avaa raportti selaimessa ja työkirja Excelissä tai LibreOfficessa."
             if fi
-            else "Open the workbook in Excel or LibreOffice and look at the cells named above."
+            else "Open the report in a browser and the workbook in Excel or LibreOffice."
         )
         return "\n".join(lines)
 
 
 def run_demo(folder: Path, *, clients: int, lang: str, today: dt.date) -> DemoSummary:
-    """Make (or remake) the demo register in ``folder`` and run sheetreg's checks on it."""
+    """Make (or remake) the demo register in ``folder`` and run the weekly job on it twice."""
     from sheetreg.demo import make_demo_workbook
-    from sheetreg.erasure import run_retention_demo
-    from sheetreg.extract import make_demo_extract
-    from sheetreg.validate import validate
-    from sheetreg.workbook import read_register
+    from sheetreg.run import run_weekly
 
     folder = folder.resolve()
     mark = folder / DEMO_MARK
@@ -80,23 +105,47 @@ def run_demo(folder: Path, *, clients: int, lang: str, today: dt.date) -> DemoSu
         )
     folder.mkdir(parents=True, exist_ok=True)
     mark.write_text("made by sheetreg demo; synthetic data only\n", encoding="utf-8")
-    path.unlink(missing_ok=True)
+    _clear_earlier_demo(folder, path)
     make_demo_workbook(path, clients=clients, lang=lang, today=today)
-    report = validate(read_register(path), today, lang)
-    reports = folder / "reports"
-    reports.mkdir(exist_ok=True)
-    report_path = reports / f"validation-{today.isoformat()}.json"
-    report_path.write_text(
-        json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8"
-    )
+    approved = approve_one_erasure(path, today)
+    # The run log goes to the demo's folder too: demo runs stay out of the real run log.
+    first = run_weekly(path, today, lang=lang, log_dir=folder / "log")
+    second = run_weekly(path, today, lang=lang, log_dir=folder / "log")
     fi = lang == "fi"
-    files: dict[str, Path] = {("Tarkistusraportti" if fi else "Validation report"): report_path}
-    extract = make_demo_extract(path, today=today, lang=lang)
-    if extract is not None:
-        files["Tarkastusote" if fi else "Access extract"] = extract.folder
-    # After the extract: the erasure below changes the workbook the extract was read from.
-    retention = run_retention_demo(path, today)
-    files["Poistojen kirjaus (tiedosto)" if fi else "Erasure journal (file)"] = retention.journal
-    summary = DemoSummary(folder, path, lang, clients, report.summary()["by_code"], files)
-    summary.retention = retention.lines(lang)
-    return summary
+    files = {("Hygieniaraportti" if fi else "Hygiene report"): first.files["html"]}
+    files["JSON"] = first.files["json"]
+    for p in first.processed:
+        files[("Tarkastusote" if fi else "Access extract") + f" {p.client_id}"] = p.folder
+    files["Ajoloki" if fi else "Run log"] = folder / "log"
+    return DemoSummary(folder, path, lang, clients, approved, first, second, files)
+
+
+def _clear_earlier_demo(folder: Path, path: Path) -> None:
+    """Remove what an earlier demo made here, so the new register starts with a clean log."""
+    import shutil
+
+    from sheetreg.erasure import journal_path, key_file
+
+    for made in (path, journal_path(path), key_file(path)):
+        made.unlink(missing_ok=True)
+    for sub in ("reports", "extracts", "backups", "log"):
+        shutil.rmtree(folder / sub, ignore_errors=True)
+
+
+def approve_one_erasure(path: Path, today: dt.date) -> str | None:
+    """Write Kyllä/Yes in the Approve erasure cell of the first ended client that no hold
+    blocks (the demo's stand-in for the therapist's approval); returns its client ID."""
+    from sheetreg.retention import client_statuses
+    from sheetreg.schema import YES_NO
+    from sheetreg.workbook import read_register, write_cells
+
+    register = read_register(path)
+    clients = register.table("clients")
+    if clients is None or not clients.has("approve_erasure"):
+        return None
+    for status in client_statuses(register, today).values():
+        if status.state == "ended" and status.awaiting_approval and not status.blocked:
+            cell = f"{clients.name}!{clients.ref(status.index, 'approve_erasure')}"
+            write_cells(path, {cell: YES_NO[0].label(register.lang)}, expected=register.snapshot)
+            return status.client_id
+    return None

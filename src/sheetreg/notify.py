@@ -53,6 +53,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "requests_overdue": ("Myöhässä olevia pyyntöjä", "Overdue requests"),
     "extracts": ("Tehtyjä otteita", "Extracts made"),
     "recipients_to_notify": ("Vastaanottajia ilmoitettavana", "Recipients to notify"),
+    "erasures_refused": ("Estettyjä poistoja", "Erasures refused"),
+    "verification_failed": ("Epäonnistuneita varmennuksia", "Failed verifications"),
+    "cells_written": ("Kirjoitettuja soluja", "Cells written"),
 }
 
 

@@ -57,6 +57,7 @@ from typing import IO, Any, Final
 
 from sheetreg.errors import SheetregError
 from sheetreg.notify import DEFAULT_PORT, NotifyConfig, send_summary
+from sheetreg.run import weekly_job
 
 Job = Callable[["ScheduleConfig", dt.date], Mapping[str, int] | None]
 """The weekly job: given the configuration and today's date, returns counts (or None)."""
@@ -306,20 +307,6 @@ def _get(
     return value
 
 
-# --- the default job -------------------------------------------------------------------------
-
-
-def validate_job(config: ScheduleConfig, today: dt.date) -> dict[str, int]:
-    """Validate the configured workbook; the stand-in until the weekly ``run`` job exists.
-
-    Findings are the job's result, not its failure: only an unusable workbook fails the run.
-    """
-    from sheetreg.pipeline import validate_path
-
-    summary = validate_path(config.workbook, today, config.lang).summary()
-    return {"errors": summary["errors"], "warnings": summary["warnings"]}
-
-
 # --- state, lock, log ------------------------------------------------------------------------
 
 
@@ -552,7 +539,7 @@ class WeeklyScheduler:
     """Runs ``job`` weekly as configured, catching up missed runs; see the module's notes."""
 
     config: ScheduleConfig
-    job: Job = validate_job
+    job: Job = weekly_job
     now: Clock = dt.datetime.now
     sleep: Sleep = time.sleep
     state_dir: Path = field(default_factory=default_state_dir)

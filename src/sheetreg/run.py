@@ -1,0 +1,318 @@
+"""`sheetreg run`: the weekly job, with one read and one write of the workbook.
+
+In order: read the register once; validate it; work out every client's privacy status (the
+flags); plan the Requests sheet (due dates, and the extract of every verified access or
+portability request still without one); plan the approved and automatic erasures; then write
+everything (flags, due dates, outcomes, erasures with their log rows) in one call to
+:func:`sheetreg.erasure.execute_erasures`, which goes through the safe writer. Last, the hygiene
+report (:mod:`sheetreg.report`) is written to ``reports/`` as HTML and JSON, and one line goes
+to the run log in the platform's log folder.
+
+A second run on the same day finds every flag, date and outcome already in place and writes
+nothing to the workbook; its report is the same as the first run's, file for file, except
+for the time it was made.
+
+The run log (``user_log_dir("sheetreg")/runs.jsonl``) holds times, counts and hashes: never a
+client ID, name or cell value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sheetreg.errors import SheetregError
+
+if TYPE_CHECKING:
+    from sheetreg.cli_requests import Processed
+    from sheetreg.erasure import ErasureResult
+    from sheetreg.findings import Report
+    from sheetreg.register import Register
+    from sheetreg.requests import Issue, RequestsPlan
+    from sheetreg.retention import ClientStatus, ErasurePlan
+    from sheetreg.xlsxpatch import CellEdit
+
+RUN_LOG_NAME = "runs.jsonl"
+
+
+@dataclass
+class RunResult:
+    """Everything one weekly run found, planned, wrote and reported."""
+
+    workbook: Path
+    today: dt.date
+    lang: str
+    validation: Report
+    statuses: list[ClientStatus]
+    requests: RequestsPlan
+    plans: list[ErasurePlan]
+    erasure: ErasureResult
+    processed: list[Processed] = field(default_factory=list)
+    extract_issues: list[Issue] = field(default_factory=list)
+    flag_cells: int = 0
+    report: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def written(self) -> bool:
+        """True when the workbook was written."""
+        return self.erasure.written
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The counts at a glance (the e-mail's and the log's content): numbers only."""
+        return dict(self.report.get("counts", {}))
+
+    @property
+    def exit_code(self) -> int:
+        """1 when something needs the therapist: an error finding, an overdue request, a
+        refused erasure or extract, a failed proof; else 0."""
+        counts = self.counts
+        needs = (
+            counts.get("errors", 0)
+            + counts.get("requests_overdue", 0)
+            + counts.get("erasures_refused", 0)
+            + counts.get("verification_failed", 0)
+            + len(self.extract_issues)
+        )
+        return 1 if needs else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: the report's data, and where the files are."""
+        return {
+            **self.report,
+            "written": self.written,
+            "files": {k: str(v) for k, v in self.files.items()},
+            "exit_code": self.exit_code,
+        }
+
+    def text(self) -> str:
+        """A short account for the terminal, in the report's language."""
+        from sheetreg.report import summary_lines
+
+        lines = summary_lines(self.report)
+        fi = self.lang == "fi"
+        for kind, path in self.files.items():
+            label = {"html": "Raportti" if fi else "Report", "json": "JSON"}.get(kind, kind)
+            lines.append(f"{label}: {path}")
+        return "\n".join(lines)
+
+
+def run_weekly(
+    path: Path | str,
+    today: dt.date,
+    *,
+    lang: str | None = None,
+    report_dir: Path | None = None,
+    extracts_dir: Path | None = None,
+    backup_dir: Path | None = None,
+    now: dt.datetime | None = None,
+    log_dir: Path | None = None,
+) -> RunResult:
+    """Run the weekly job on the workbook at ``path`` as of ``today``; see the module doc.
+
+    A refused write (the workbook open in Excel, changed meanwhile) raises WriteRefused after
+    nothing was written, so that the scheduler tries again later.
+    """
+    from sheetreg.erasure import _flag_plan, execute_erasures
+    from sheetreg.requests import plan_requests
+    from sheetreg.retention import due_erasures
+    from sheetreg.validate import validate
+    from sheetreg.workbook import ensure_not_open, read_register
+
+    started = time.perf_counter()
+    path = Path(path)
+    ensure_not_open(path)  # before extracts are made: their outcome must be recordable
+    register = read_register(path)
+    lang = lang or register.lang
+    validation = validate(register, today, lang)
+    flag_edits, flag_changes, statuses = _flag_plan(path, register, today)
+    requests = plan_requests(register, today, lang)
+    edits: list[CellEdit] = [*flag_edits, *requests.due_edits]
+    processed, extract_issues, outcomes = _make_extracts(
+        register, requests, today, lang, extracts_dir
+    )
+    edits += [edit for edit, _index in outcomes]
+    plans = due_erasures(register, today)
+    if register.table("erasure_log") is None:
+        _refuse_without_log(plans, register.path.name, lang)
+    erasure = execute_erasures(
+        path, plans, register=register, extra_edits=edits, backup_dir=backup_dir, now=now
+    )
+    if erasure.written:
+        for edit, index in outcomes:
+            requests.record_outcome(index, str(edit.value))
+    result = RunResult(
+        path,
+        today,
+        lang,
+        validation,
+        statuses,
+        requests,
+        plans,
+        erasure,
+        processed=processed,
+        extract_issues=extract_issues,
+        flag_cells=len(flag_changes),
+    )
+    from sheetreg.report import build_report, write_report
+
+    folder = report_dir or path.parent / "reports"
+    result.report = build_report(result, register, previous_run(folder, today))
+    result.files = write_report(result.report, folder, today)
+    result.seconds = time.perf_counter() - started
+    log_run(result, log_dir)
+    return result
+
+
+def _make_extracts(
+    register: Register,
+    requests: RequestsPlan,
+    today: dt.date,
+    lang: str,
+    out_dir: Path | None,
+) -> tuple[list[Processed], list[Issue], list[tuple[CellEdit, int]]]:
+    """The extract of every verified access or portability request without one yet, and the
+    Outcome cell edits recording them (with each request's row index)."""
+    from sheetreg.cli_requests import Processed
+    from sheetreg.extract import make_extract
+    from sheetreg.requests import Issue, group_by_client, outcome_text
+    from sheetreg.xlsxpatch import CellEdit
+
+    table = register.table("requests")
+    processed: list[Processed] = []
+    issues: list[Issue] = []
+    edits: list[tuple[CellEdit, int]] = []
+    if table is None:
+        return processed, issues, edits
+    for client_id, items in group_by_client(requests.to_process).items():
+        ids = [item.request_id for item in items]
+        try:
+            files = make_extract(
+                register, client_id, today=today, lang=lang, out_dir=out_dir, request_ids=ids
+            )
+        except SheetregError as exc:
+            first = items[0]
+            issues.append(
+                Issue(
+                    "request-extract-failed",
+                    table.name,
+                    table.ref(first.index, "client_id"),
+                    ", ".join(ids),
+                    client_id,
+                    str(exc),
+                )
+            )
+            continue
+        processed.append(Processed(client_id, ids, files.folder))
+        outcome = outcome_text(files.folder.name, today, register.lang)
+        edits += [
+            (CellEdit(table.name, table.ref(i.index, "outcome"), outcome), i.index) for i in items
+        ]
+    return processed, issues, edits
+
+
+def _refuse_without_log(plans: list[ErasurePlan], workbook: str, lang: str) -> None:
+    """No Erasure log sheet: the erasures wait (reported as refused); the rest of the job runs."""
+    from sheetreg.retention import Refusal
+    from sheetreg.schema import ERASURE_LOG
+
+    message = (
+        f"{workbook}: välilehti {ERASURE_LOG.fi} puuttuu; lisää se (tyhjänä), niin poisto tehdään "
+        "seuraavalla ajolla."
+        if lang == "fi"
+        else f"{workbook}: there is no {ERASURE_LOG.en} sheet; add it (empty) and the erasure is "
+        "done at the next run."
+    )
+    for plan in plans:
+        if plan.allowed:
+            plan.refusals.append(Refusal("no-erasure-log", message))
+            plan.scope = "none"
+
+
+# --- the previous run and the run log ----------------------------------------------------------
+
+
+def previous_run(report_dir: Path, today: dt.date) -> dt.date | None:
+    """The date of the latest report in ``report_dir`` made for a day before ``today``."""
+    from sheetreg.report import REPORT_PREFIX
+
+    best: dt.date | None = None
+    try:
+        names = [p.name for p in report_dir.glob(f"{REPORT_PREFIX}*.json")]
+    except OSError:
+        return None
+    for name in names:
+        stem = name[len(REPORT_PREFIX) :][:10]  # a later run of the day adds "-2", "-3"…
+        try:
+            day = dt.date.fromisoformat(stem)
+        except ValueError:
+            continue
+        if day < today and (best is None or day > best):
+            best = day
+    return best
+
+
+def default_log_dir() -> Path:
+    """The platform's log folder for sheetreg (the scheduler logs there too)."""
+    from sheetreg.scheduler import default_log_dir as scheduler_log_dir
+
+    return scheduler_log_dir()
+
+
+def log_run(result: RunResult, log_dir: Path | None = None) -> Path | None:
+    """Append one line about the run to the run log: counts and hashes, no personal data.
+
+    A log that cannot be written does not fail the run (the run itself is done by then).
+    """
+    from sheetreg.scheduler import workbook_key
+
+    folder = log_dir or default_log_dir()
+    entry = {
+        "time": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "today": result.today.isoformat(),
+        "workbook": workbook_key(result.workbook),
+        "written": result.written,
+        "sha256_before": result.erasure.sha256_before,
+        "sha256_written": result.erasure.sha256_written or None,
+        "seconds": round(result.seconds, 3),
+        "counts": result.counts,
+        "exit_code": result.exit_code,
+    }
+    target = folder / RUN_LOG_NAME
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+    except OSError:
+        return None
+    return target
+
+
+def weekly_job(config: Any, today: dt.date) -> dict[str, int]:
+    """The scheduler's job: :func:`run_weekly` with the schedule's settings; returns counts.
+
+    Findings and refusals are the run's result, not its failure: only an unusable workbook or
+    a refused write (say, the workbook open in Excel) fails the run, and the scheduler retries.
+    """
+    from sheetreg.secrets import ALLOW_PLAINTEXT_ENV
+
+    previous = os.environ.get(ALLOW_PLAINTEXT_ENV)
+    if config.allow_plaintext_keyring is not None:
+        os.environ[ALLOW_PLAINTEXT_ENV] = "1" if config.allow_plaintext_keyring else "0"
+    try:
+        result = run_weekly(config.workbook, today, lang=config.lang, report_dir=config.report_dir)
+    finally:
+        if config.allow_plaintext_keyring is not None:
+            if previous is None:
+                os.environ.pop(ALLOW_PLAINTEXT_ENV, None)
+            else:
+                os.environ[ALLOW_PLAINTEXT_ENV] = previous
+    return result.counts
