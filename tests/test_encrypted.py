@@ -410,3 +410,34 @@ def test_requests_process_makes_no_extract_of_an_encrypted_register(workbook, tm
     table = read_register(workbook).table("requests")
     assert table is not None and table.date(0, "due") == dt.date(2026, 12, 21)
     assert plain_files(tmp_path) == []
+
+
+@pytest.mark.libreoffice
+def test_the_weekly_job_on_an_encrypted_register(tmp_path, monkeypatch):
+    """`sheetreg run` reads the password from the keyring, erases the approved client, writes
+    the workbook back encrypted (LibreOffice opens it with the password), leaves no plain copy
+    anywhere, and lists the access request for a manual, protected extract."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = build_register(
+        tmp_path / "rekisteri.xlsx",
+        clients=[client(), {**BERTTA, "approve_erasure": "Kyllä"}],
+        requests=[ACCESS_REQUEST],
+        sheets=(CLIENTS, INVOICES, REQUESTS, DISCLOSURES, ERASURE_LOG),
+    )
+    encrypt_in_place(path)
+    result = invoke("run", str(path), "--format", "json")
+    assert result.exit_code == 1, result.output  # the manual extract needs the therapist
+    out = json.loads(result.stdout)
+    assert out["written"] and out["counts"]["erasures"] == 1 and out["counts"]["extracts"] == 0
+    assert [i["code"] for i in out["extract_issues"]] == ["request-extract-manual"]
+    assert "sheetreg extract --client A1001" in out["requests"][0]["todo"]
+    text = package_text(plain_of(path))
+    assert "Aktiivinen" in text
+    assert not [v for v in BERTTA_VALUES if v in text]
+    assert plain_files(tmp_path) == [] and not list(tmp_path.rglob("*.tmp"))
+    csv = libreoffice_open_with_password(path, PASSWORD, tmp_path / "lo")
+    assert csv is not None and "Aktiivinen" in csv.read_text(encoding="utf-8", errors="replace")
+    # The second run on the same day changes nothing.
+    before = sha(path)
+    assert invoke("run", str(path)).exit_code == 1
+    assert sha(path) == before

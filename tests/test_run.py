@@ -275,6 +275,27 @@ def test_a_second_run_on_the_same_day_changes_nothing(tmp_path):
     assert len(list((tmp_path / "extracts").iterdir())) == 1
 
 
+def test_an_objection_erased_today_is_flagged_today(tmp_path):
+    """Erasing a client who objected to direct marketing leaves a suppression entry; another
+    row with the same phone is flagged in the same write, so the next run writes nothing."""
+    path = build_register(
+        tmp_path / "r.xlsx",
+        clients=[
+            client(end=ENDED, approve_erasure="Kyllä", marketing_objection="Kyllä"),
+            client(client_id="A1002", first_name="Bertta", email="b@example.fi"),
+        ],
+        sheets=(CLIENTS, INVOICES, REQUESTS, DISCLOSURES, ERASURE_LOG),
+    )
+    first = run_weekly(path, TODAY, log_dir=tmp_path / "log")
+    assert first.counts["erasures"] == 1
+    assert cell(path, "Asiakkaat", "S3") == (
+        "Aktiivinen – suoramarkkinointikielto voimassa (aiempi pyyntö)"
+    )
+    before = sha(path)
+    assert not run_weekly(path, TODAY, log_dir=tmp_path / "log").written
+    assert sha(path) == before
+
+
 def test_the_period_starts_after_the_previous_run(tmp_path):
     """A relationship that ended before the previous run is not "newly ended" this week."""
     path = make_register(tmp_path)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sheetreg import forking
 from sheetreg.errors import SheetregError
 
 if TYPE_CHECKING:
@@ -131,17 +132,28 @@ def run_weekly(
     ensure_not_open(path)  # before extracts are made: their outcome must be recordable
     register = read_register(path)
     lang = lang or register.lang
-    validation = validate(register, today, lang)
-    flag_edits, flag_changes, statuses = _flag_plan(path, register, today)
+    # Validation needs nothing the other steps make: on Linux it runs on the second core
+    # (a forked child sees the register as read) while the statuses are worked out here.
+    validating = forking.start(validate, register, today, lang, fork=_worth_forking(register))
+    plans = due_erasures(register, today)
+    if register.table("erasure_log") is None:
+        _refuse_without_log(plans, register.path.name, lang)
+    # The flags count the suppression entries this run's erasures leave (idempotence).
+    flag_edits, flag_changes, statuses = _flag_plan(path, register, today, plans)
     requests = plan_requests(register, today, lang)
     edits: list[CellEdit] = [*flag_edits, *requests.due_edits]
     processed, extract_issues, outcomes = _make_extracts(
         register, requests, today, lang, extracts_dir
     )
     edits += [edit for edit, _index in outcomes]
-    plans = due_erasures(register, today)
-    if register.table("erasure_log") is None:
-        _refuse_without_log(plans, register.path.name, lang)
+    validation = validating()
+    if validation is forking.FAILED:  # the child died: do it here
+        validation = validate(register, today, lang)
+    if requests.encrypted and register.table("requests") is not None:
+        # No automatic extract of an encrypted register: its password must be handed over.
+        from sheetreg.requests import manual_extract_issues
+
+        extract_issues += manual_extract_issues(requests, register.table("requests"))
     erasure = execute_erasures(
         path, plans, register=register, extra_edits=edits, backup_dir=backup_dir, now=now
     )
@@ -169,6 +181,13 @@ def run_weekly(
     result.seconds = time.perf_counter() - started
     log_run(result, log_dir)
     return result
+
+
+def _worth_forking(register: Register) -> bool:
+    """A second process pays off only for a register of some size; a small one validates in
+    less time than the fork and the result's trip back cost."""
+    clients = register.table("clients")
+    return clients is not None and len(clients.rows) >= 2_000
 
 
 def _make_extracts(
