@@ -300,3 +300,36 @@ def test_failed_run_message_has_no_counts(tmp_path):
     message = summary_message(config, {}, "en", today=dt.date(2026, 11, 25), failed=True)
     assert message["Subject"] == "sheetreg: weekly run failed 2026-11-25"
     assert "log" in message.get_content()
+
+
+def test_the_weekly_run_mails_its_counts_and_nothing_personal(smtp_server, tmp_path, monkeypatch):
+    """The scheduler runs the real weekly job on a real register, then the loopback server
+    receives its counts: no client ID, name, phone, e-mail, address or path."""
+    from sheetreg.scheduler import ScheduleConfig, WeeklyScheduler
+
+    from conftest import build_register, client
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    register = build_register(
+        tmp_path / "rekisteri.xlsx",
+        clients=[client(), client(client_id="A1002", end=dt.date(2026, 11, 1))],
+    )
+    set_secret(SMTP_PASSWORD, register, PASSWORD)
+    config = ScheduleConfig(register, notify=config_for(smtp_server, register))
+    scheduler = WeeklyScheduler(
+        config,
+        now=lambda: dt.datetime(2026, 11, 25, 8, 0),
+        state_dir=tmp_path / "sched",
+        log_dir=tmp_path / "log",
+    )
+    outcome = scheduler.run_once()
+    assert outcome.status == "ok" and outcome.counts["clients"] == 2
+    assert (tmp_path / "reports" / "hygiene-2026-11-25.html").is_file()
+    [received] = smtp_server.inbox.messages
+    message = email.message_from_bytes(received["data"], policy=email.policy.default)
+    body = " ".join(message.get_content().split())
+    assert "Asiakkaita: 2" in body and "Poisto odottaa hyväksyntää: 1" in body
+    raw = received["data"].decode("utf-8", errors="replace")
+    for personal in ("first_name", "last_name", "phone", "email", "street"):
+        assert str(GOOD_CLIENT[personal]) not in raw
+    assert "A1001" not in raw and "A1002" not in raw and str(tmp_path) not in raw
