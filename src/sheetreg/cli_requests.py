@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sheetreg.register import Register
     from sheetreg.requests import Issue, RequestItem, RequestsPlan
     from sheetreg.workbook import WriteResult
+    from sheetreg.xlsxpatch import CellEdit
 
 
 MIN_EXTRACT_PASSWORD = 8  # for --password-stdin; a made password has 24 characters
@@ -241,6 +242,52 @@ def _keep_backups(register: Register) -> int:
     return int(text) if text.isdigit() and int(text) > 0 else 10
 
 
+def make_pending_extracts(
+    register: Register,
+    requests: RequestsPlan,
+    today: dt.date,
+    lang: str,
+    out_dir: Path | None,
+) -> tuple[list[Processed], list[Issue], list[tuple[CellEdit, int]]]:
+    """The extract of every verified access or portability request without one yet, and the
+    Outcome cell edits recording them (with each request's row index)."""
+    from sheetreg.extract import make_extract
+    from sheetreg.requests import Issue, group_by_client, outcome_text
+    from sheetreg.xlsxpatch import CellEdit
+
+    table = register.table("requests")
+    processed: list[Processed] = []
+    issues: list[Issue] = []
+    edits: list[tuple[CellEdit, int]] = []
+    if table is None:
+        return processed, issues, edits
+    for client_id, items in group_by_client(requests.to_process).items():
+        ids = [item.request_id for item in items]
+        try:
+            files = make_extract(
+                register, client_id, today=today, lang=lang, out_dir=out_dir, request_ids=ids
+            )
+        except SheetregError as exc:
+            first = items[0]
+            issues.append(
+                Issue(
+                    "request-extract-failed",
+                    table.name,
+                    table.ref(first.index, "client_id"),
+                    ", ".join(ids),
+                    client_id,
+                    str(exc),
+                )
+            )
+            continue
+        processed.append(Processed(client_id, ids, files.folder))
+        outcome = outcome_text(files.folder.name, today, register.lang)
+        edits += [
+            (CellEdit(table.name, table.ref(i.index, "outcome"), outcome), i.index) for i in items
+        ]
+    return processed, issues, edits
+
+
 def run_requests(
     path: Path,
     *,
@@ -256,16 +303,11 @@ def run_requests(
     open requests is still shown. A second run on the same day writes nothing.
     """
     from sheetreg.errors import WriteRefused
-    from sheetreg.extract import make_extract
     from sheetreg.requests import (
-        Issue,
-        group_by_client,
         manual_extract_issues,
-        outcome_text,
         plan_requests,
     )
     from sheetreg.workbook import ensure_not_open, read_register, write_cells
-    from sheetreg.xlsxpatch import CellEdit
 
     path = Path(path)
     register = read_register(path)
@@ -284,31 +326,11 @@ def run_requests(
         # An encrypted register: its extracts are made by hand, with a password to hand over.
         run.failures += manual_extract_issues(plan, table)
     outcomes: list[tuple[int, str]] = []
-    for client_id, items in group_by_client(todo).items():
-        assert table is not None
-        ids = [item.request_id for item in items]
-        try:
-            files = make_extract(
-                register, client_id, today=today, lang=lang, out_dir=out_dir, request_ids=ids
-            )
-        except SheetregError as exc:
-            first = items[0]
-            run.failures.append(
-                Issue(
-                    "request-extract-failed",
-                    table.name,
-                    table.ref(first.index, "client_id"),
-                    ", ".join(ids),
-                    client_id,
-                    str(exc),
-                )
-            )
-            continue
-        run.processed.append(Processed(client_id, ids, files.folder))
-        outcome = outcome_text(files.folder.name, today, register.lang)
-        for item in items:
-            edits.append(CellEdit(table.name, table.ref(item.index, "outcome"), outcome))
-            outcomes.append((item.index, outcome))
+    if todo:
+        run.processed, failures, made = make_pending_extracts(register, plan, today, lang, out_dir)
+        run.failures += failures
+        edits += [edit for edit, _index in made]
+        outcomes = [(index, str(edit.value)) for edit, index in made]
     if edits:
         try:
             run.write = write_cells(

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sheetreg import forking
-from sheetreg.errors import SheetregError
 
 if TYPE_CHECKING:
     from sheetreg.cli_requests import Processed
@@ -121,6 +120,7 @@ def run_weekly(
     A refused write (the workbook open in Excel, changed meanwhile) raises WriteRefused after
     nothing was written, so that the scheduler tries again later.
     """
+    from sheetreg.cli_requests import make_pending_extracts
     from sheetreg.erasure import _flag_plan, execute_erasures
     from sheetreg.requests import plan_requests
     from sheetreg.retention import due_erasures
@@ -142,7 +142,7 @@ def run_weekly(
     flag_edits, flag_changes, statuses = _flag_plan(path, register, today, plans)
     requests = plan_requests(register, today, lang)
     edits: list[CellEdit] = [*flag_edits, *requests.due_edits]
-    processed, extract_issues, outcomes = _make_extracts(
+    processed, extract_issues, outcomes = make_pending_extracts(
         register, requests, today, lang, extracts_dir
     )
     edits += [edit for edit, _index in outcomes]
@@ -188,53 +188,6 @@ def _worth_forking(register: Register) -> bool:
     less time than the fork and the result's trip back cost."""
     clients = register.table("clients")
     return clients is not None and len(clients.rows) >= 2_000
-
-
-def _make_extracts(
-    register: Register,
-    requests: RequestsPlan,
-    today: dt.date,
-    lang: str,
-    out_dir: Path | None,
-) -> tuple[list[Processed], list[Issue], list[tuple[CellEdit, int]]]:
-    """The extract of every verified access or portability request without one yet, and the
-    Outcome cell edits recording them (with each request's row index)."""
-    from sheetreg.cli_requests import Processed
-    from sheetreg.extract import make_extract
-    from sheetreg.requests import Issue, group_by_client, outcome_text
-    from sheetreg.xlsxpatch import CellEdit
-
-    table = register.table("requests")
-    processed: list[Processed] = []
-    issues: list[Issue] = []
-    edits: list[tuple[CellEdit, int]] = []
-    if table is None:
-        return processed, issues, edits
-    for client_id, items in group_by_client(requests.to_process).items():
-        ids = [item.request_id for item in items]
-        try:
-            files = make_extract(
-                register, client_id, today=today, lang=lang, out_dir=out_dir, request_ids=ids
-            )
-        except SheetregError as exc:
-            first = items[0]
-            issues.append(
-                Issue(
-                    "request-extract-failed",
-                    table.name,
-                    table.ref(first.index, "client_id"),
-                    ", ".join(ids),
-                    client_id,
-                    str(exc),
-                )
-            )
-            continue
-        processed.append(Processed(client_id, ids, files.folder))
-        outcome = outcome_text(files.folder.name, today, register.lang)
-        edits += [
-            (CellEdit(table.name, table.ref(i.index, "outcome"), outcome), i.index) for i in items
-        ]
-    return processed, issues, edits
 
 
 def _refuse_without_log(plans: list[ErasurePlan], workbook: str, lang: str) -> None:
