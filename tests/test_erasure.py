@@ -25,7 +25,6 @@ from sheetreg.erasure import (
     journal_path,
     phone_forms,
     read_journal,
-    run_retention_demo,
 )
 from sheetreg.schema import CLIENTS, DISCLOSURES, ERASURE_LOG, INVOICES, REQUESTS
 from sheetreg.workbook import list_backups
@@ -526,19 +525,6 @@ def test_approved_cli(tmp_path):
     result = invoke("erase", str(path), "--approved", "--yes")
     assert result.exit_code == 1
     assert "Poistettu: A1002" in result.output and "A1001: Poisto estetty" in result.output
-
-
-def test_demo_flags_and_erases_one_client(tmp_path):
-    """The demo hook flags, erases one ended client with proof, and a second flag is a no-op."""
-    from sheetreg.demo import make_demo_workbook
-
-    path = tmp_path / "asiakasrekisteri.xlsx"
-    make_demo_workbook(path, clients=120, today=TODAY)
-    demo = run_retention_demo(path, TODAY)
-    assert demo.flagged_cells == 120 and demo.second_flag_cells == 0
-    assert demo.erasure is not None and demo.erasure.verification.ok
-    assert "Poistettu asiakas" in "\n".join(demo.lines("fi"))
-    json.dumps(demo.to_dict())
 
 
 # --- LibreOffice ------------------------------------------------------------------------------

@@ -457,17 +457,3 @@ def test_narrowed_register_gives_the_same_status_as_the_whole(tmp_path):
         assert retention.status_text(narrow, "fi") == retention.status_text(status, "fi")
         compared += 1
     assert compared > 100
-
-
-def test_make_demo_extract_makes_one_extract_beside_the_demo(tmp_path):
-    """The helper `sheetreg demo` calls makes one extract of an Access requester."""
-    from sheetreg.demo import make_demo_workbook
-    from sheetreg.extract import make_demo_extract
-
-    path = tmp_path / "demo.xlsx"
-    make_demo_workbook(path, clients=100, today=TODAY, lang="en")
-    files = make_demo_extract(path, today=TODAY)
-    assert files is not None and files.folder.parent == tmp_path / "extracts"
-    assert [p.name for p in (tmp_path / "extracts").iterdir()] == [files.folder.name]
-    data = json.loads(files.json.read_text(encoding="utf-8"))
-    assert data["language"] == "en" and data["data"]["clients"]["rows"]

@@ -21,7 +21,6 @@ import pytest
 from click.testing import CliRunner
 
 from memory_keyring import MemoryKeyring, using_keyring
-from ops_cli import ops_commands
 from sheetreg.errors import SheetregError, WriteRefused
 from sheetreg.notify import NotifyConfig
 from sheetreg.run import weekly_job
@@ -55,9 +54,10 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
 
 @pytest.fixture
 def cli() -> Iterator[click.Group]:
-    """The sheetreg CLI with the `secret` and `schedule` commands."""
-    with ops_commands() as group:
-        yield group
+    """The sheetreg CLI (it registers `secret` and `schedule` itself)."""
+    from sheetreg.cli import cli as group
+
+    yield group
 
 
 class FakeClock:

@@ -12,7 +12,6 @@ from keyring.backends import chainer, fail, null
 from keyrings.alt.file import EncryptedKeyring, PlaintextKeyring
 
 from memory_keyring import MemoryKeyring, using_keyring
-from ops_cli import ops_commands
 from sheetreg import secrets
 from sheetreg.errors import SheetregError
 from sheetreg.secrets import (
@@ -39,9 +38,10 @@ def memory_keyring(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def cli() -> Iterator[click.Group]:
-    """The sheetreg CLI with the `secret` and `schedule` commands."""
-    with ops_commands() as group:
-        yield group
+    """The sheetreg CLI (it registers `secret` and `schedule` itself)."""
+    from sheetreg.cli import cli as group
+
+    yield group
 
 
 @pytest.fixture

@@ -52,12 +52,14 @@ class DemoSummary:
 
     def text(self) -> str:
         """A short account for the terminal, in the demo's language."""
+        from sheetreg.report import summary_lines
+
         fi = self.lang == "fi"
         run = self.first
         lines = [
             ("Esimerkkirekisteri" if fi else "Demo register") + f": {self.workbook}",
             ("Viikkoajo" if fi else "Weekly job") + ":",
-            *(f"  {line.strip()}" for line in run.text().splitlines()[1:] if line[:2] == "  "),
+            *summary_lines(run.report)[1:],
         ]
         for o in run.erasure.outcomes:
             lines.append(

@@ -995,6 +995,7 @@ class ErasureResult:
     sha256_after: str = ""
     sha256_written: str = ""
     flag_cells: int = 0
+    cells_written: int = 0  # what the write changed in the workbook, every edit counted
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -1008,6 +1009,7 @@ class ErasureResult:
             "sha256_after": self.sha256_after,
             "sha256_written": self.sha256_written,
             "flag_cells": self.flag_cells,
+            "cells_written": self.cells_written,
         }
 
 
@@ -1191,6 +1193,7 @@ def execute_erasures(
     result.sha256_written = write.sha256_after
     result.outcomes = outcomes
     result.flag_cells = len(extra_edits)
+    result.cells_written = write.edits if write.written else 0
     if write.backup is not None and outcomes:
         # The copy this write made holds exactly what was just erased: it goes too.
         with contextlib.suppress(FileNotFoundError):
@@ -1727,95 +1730,3 @@ __all__ = [
 
 
 # --- the demo ---------------------------------------------------------------------------------
-
-
-@dataclass
-class RetentionDemo:
-    """What `sheetreg demo` shows of retention: a flag run, one erasure, a second flag run."""
-
-    workbook: Path
-    flagged_cells: int
-    counts: dict[str, int]
-    erasure: ErasureOutcome | None
-    backups: dict[str, list[str]]
-    second_flag_cells: int
-    journal: Path
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (client IDs only)."""
-        return {
-            "flagged_cells": self.flagged_cells,
-            "counts": self.counts,
-            "erasure": self.erasure.to_dict() if self.erasure else None,
-            "backups": self.backups,
-            "second_flag_cells": self.second_flag_cells,
-            "journal": str(self.journal),
-        }
-
-    def lines(self, lang: str) -> list[str]:
-        """A few lines for the terminal, in ``lang``."""
-        fi = lang == "fi"
-        c = self.counts
-        out = [
-            (
-                f"Tietosuojatila: {self.flagged_cells} solua kirjoitettu; päättyneitä "
-                f"{c['ended']}, odottaa hyväksyntää {c['awaiting_approval']}, estetty "
-                f"{c['blocked']}"
-                if fi
-                else f"Privacy status: {self.flagged_cells} cells written; ended {c['ended']}, "
-                f"awaiting approval {c['awaiting_approval']}, blocked {c['blocked']}"
-            )
-        ]
-        if self.erasure is not None:
-            o = self.erasure
-            out.append(
-                (
-                    f"Poistettu asiakas {o.plan.client_id} → {o.reference} (loki {o.log_id}): "
-                    if fi
-                    else f"Erased client {o.plan.client_id} → {o.reference} (log {o.log_id}): "
-                )
-                + o.verification.text(lang)
-            )
-        out.append(
-            f"Toinen ajo: {self.second_flag_cells} solua muuttui"
-            if fi
-            else f"Second flag run: {self.second_flag_cells} cells changed"
-        )
-        return out
-
-
-def run_retention_demo(path: Path, today: dt.date) -> RetentionDemo:
-    """Flag every client of ``path``, erase one ended client (approved first), flag again.
-
-    Meant for `sheetreg demo` (synthetic data only).
-    """
-    from sheetreg.workbook import read_register
-
-    path = Path(path)
-    first = flag_workbook(path, today)
-    register = read_register(path)
-    statuses = sorted(
-        (s for s in first.statuses if s.state == "ended" and not s.erased and not s.blocked),
-        key=lambda s: (not s.approved, s.row),
-    )
-    outcome: ErasureOutcome | None = None
-    backups: dict[str, list[str]] = {}
-    for status in statuses[:5]:
-        plan = plan_erasure(register, status.client_id, today, "ended")
-        if not plan.allowed:
-            continue
-        result = execute_erasures(path, [plan], register=register)
-        if result.outcomes:
-            outcome, backups = result.outcomes[0], result.backups
-            break
-        register = read_register(path)
-    second = flag_workbook(path, today)
-    return RetentionDemo(
-        path,
-        len(first.changes),
-        first.counts(),
-        outcome,
-        backups,
-        len(second.changes),
-        journal_path(path),
-    )

@@ -261,7 +261,7 @@ def build_report(result: RunResult, register: Register, previous: dt.date | None
         "erasures_refused": len(refused),
         "verification_failed": sum(not e["verified"] for e in erasures),
         "recipients_to_notify": len(recipients),
-        "cells_written": _cells_written(result),
+        "cells_written": result.erasure.cells_written,
     }
     return {
         "report": "sheetreg-hygiene",
@@ -301,15 +301,6 @@ def build_report(result: RunResult, register: Register, previous: dt.date | None
             "sha256_after": result.erasure.sha256_written or result.erasure.sha256_before,
         },
     }
-
-
-def _cells_written(result: RunResult) -> int:
-    if not result.written:
-        return 0
-    edits = result.flag_cells + len(result.requests.due_edits)
-    edits += sum(len(p.request_ids) for p in result.processed)
-    edits += sum(len(o.plan.changes) for o in result.erasure.outcomes)
-    return edits
 
 
 def _state_counts(statuses: Sequence[ClientStatus], erased_now: set[str]) -> dict[str, int]:

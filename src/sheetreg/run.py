@@ -54,7 +54,6 @@ class RunResult:
     erasure: ErasureResult
     processed: list[Processed] = field(default_factory=list)
     extract_issues: list[Issue] = field(default_factory=list)
-    flag_cells: int = 0
     report: dict[str, Any] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
@@ -139,7 +138,7 @@ def run_weekly(
     if register.table("erasure_log") is None:
         _refuse_without_log(plans, register.path.name, lang)
     # The flags count the suppression entries this run's erasures leave (idempotence).
-    flag_edits, flag_changes, statuses = _flag_plan(path, register, today, plans)
+    flag_edits, _changes, statuses = _flag_plan(path, register, today, plans)
     requests = plan_requests(register, today, lang)
     edits: list[CellEdit] = [*flag_edits, *requests.due_edits]
     processed, extract_issues, outcomes = make_pending_extracts(
@@ -171,7 +170,6 @@ def run_weekly(
         erasure,
         processed=processed,
         extract_issues=extract_issues,
-        flag_cells=len(flag_changes),
     )
     from sheetreg.report import build_report, write_report
 
