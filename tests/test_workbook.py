@@ -237,8 +237,8 @@ def test_fidelity_failure_refuses_and_leaves_the_file(reg, monkeypatch):
 
     real = xp.patch_workbook
 
-    def sloppy(data, edits):
-        result = real(data, edits)
+    def sloppy(data, edits, **options):
+        result = real(data, edits, **options)
         tampered = real(result.data, [xp.CellEdit("Asiakkaat", "B2", "Muutettu")])
         result.data = tampered.data
         return result
@@ -315,3 +315,31 @@ def test_sheet_names_ignore_case(reg):
     """An edit naming the sheet in another case is written, as in Excel."""
     assert write_cells(reg, {"asiakkaat!S2": "x"}).written
     assert cell(reg, "Asiakkaat", "S2") == "x"
+
+
+def test_reopen_check_on_a_sheet_that_starts_below_and_right(tmp_path):
+    """Edited cells are read back at their place when a sheet's first cell is not A1."""
+    import xlsxwriter
+
+    from sheetreg.errors import FidelityError
+    from sheetreg.workbook import _reopen_check
+    from sheetreg.xlsxpatch import CellEdit
+
+    path = tmp_path / "offset.xlsx"
+    wb = xlsxwriter.Workbook(path)
+    ws = wb.add_worksheet("Muistiinpanot")
+    ws.write("C3", "alku")
+    ws.write("D5", 2)
+    wb.close()
+    write_cells(path, {"Muistiinpanot!D4": "uusi", "Muistiinpanot!E7": 3.5})
+    assert cell(path, "Muistiinpanot", "D4") == "uusi"
+    assert cell(path, "Muistiinpanot", "E7") == 3.5
+    edits = [
+        CellEdit("Muistiinpanot", "D4", "uusi"),
+        CellEdit("Muistiinpanot", "C3", "alku"),
+        CellEdit("Muistiinpanot", "A1", None),
+    ]
+    _reopen_check(path, edits)  # passes: each value where it was written
+    for wrong in ("C4", "D3", "D5"):
+        with pytest.raises(FidelityError, match="does not read back"):
+            _reopen_check(path, [CellEdit("Muistiinpanot", wrong, "uusi")])

@@ -1213,3 +1213,109 @@ def test_random_edit_sets_read_back_exactly(
     sst = members(result.data)["xl/sharedStrings.xml"].decode()
     for word in _WORDS:
         assert (f"<{p}t>{word}</{p}t>" in sst) == (word in used)
+
+
+# --- the package writer: unchanged members copied as stored ----------------------------------
+
+
+def _stored_members(data: bytes) -> dict[str, bytes]:
+    """Each member's bytes as stored (local header, compressed data, descriptor)."""
+    import struct
+
+    out = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for info in z.infolist():
+            start = info.header_offset
+            name_len, extra_len = struct.unpack_from("<2H", data, start + 26)
+            end = start + 30 + name_len + extra_len + info.compress_size
+            if info.flag_bits & 0x8:
+                end += 16 if data[end : end + 4] == b"PK\x07\x08" else 12
+            out[info.filename] = data[start:end]
+    return out
+
+
+def test_unchanged_members_are_copied_as_stored(register: bytes):
+    """Only the changed parts are deflated again; every other member keeps its stored bytes."""
+    result = patched(register, [CellEdit("Asiakkaat", "L2", "Uusi kaupunki")])
+    old, new = _stored_members(register), _stored_members(result.data)
+    assert list(old) == list(new)
+    assert set(result.changed_parts) == {"xl/worksheets/sheet1.xml", "xl/sharedStrings.xml"}
+    for name in old:
+        assert (old[name] == new[name]) == (name not in result.changed_parts), name
+    with zipfile.ZipFile(io.BytesIO(result.data)) as z:
+        assert z.testzip() is None
+    assert calamine_cells(result.data, "Asiakkaat")["L2"] == "Uusi kaupunki"
+
+
+def test_stored_members_and_data_descriptors_survive(register: bytes):
+    """A package written as a stream (data descriptors) with uncompressed members patches."""
+    streamed = io.BytesIO()
+
+    class Unseekable(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b) -> int:  # type: ignore[override]
+            return streamed.write(b)
+
+    with zipfile.ZipFile(io.BytesIO(register)) as src, zipfile.ZipFile(Unseekable(), "w") as dst:
+        for info in src.infolist():
+            member = zipfile.ZipInfo(info.filename, info.date_time)
+            stored = info.filename.startswith("docProps/")
+            member.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            with dst.open(member, "w") as out:
+                out.write(src.read(info))
+    data = streamed.getvalue()
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert all(i.flag_bits & 0x8 for i in z.infolist())
+    result = patched(data, [CellEdit("Asiakkaat", "L3", "Oulu")])
+    old, new = _stored_members(data), _stored_members(result.data)
+    for name in old:
+        assert (old[name] == new[name]) == (name not in result.changed_parts), name
+    with zipfile.ZipFile(io.BytesIO(result.data)) as z:
+        assert z.testzip() is None
+        assert z.getinfo("docProps/app.xml").compress_type == zipfile.ZIP_STORED
+    assert calamine_cells(result.data, "Asiakkaat")["L3"] == "Oulu"
+
+
+def test_data_before_the_first_member_rewrites_the_package(register: bytes):
+    """Offsets that cannot be copied (bytes prepended to the zip) fall back to a full rewrite."""
+    data = b"junk" * 8 + register
+    result = patched(data, [CellEdit("Asiakkaat", "L2", "Vaasa")])
+    assert result.data.startswith(b"PK\x03\x04")
+    assert calamine_cells(result.data, "Asiakkaat")["L2"] == "Vaasa"
+
+
+def test_many_distinct_strings_are_looked_up_in_one_pass(register: bytes):
+    """Past eight distinct texts the table is searched once; existing strings are reused."""
+    existing = ["Tampere", "Tila 0"]
+    fresh = [f'Tila {n} – <tarkistettu> & "valmis"' for n in range(9)]
+    register = patched(register, [CellEdit("Asiakkaat", "M2", "Tila 0")]).data
+    edits = [
+        CellEdit("Asiakkaat", f"L{row}", text)
+        for row, text in enumerate([*existing, *fresh], start=2)
+    ]
+    result = patched(register, edits)
+    old_sst = members(register)["xl/sharedStrings.xml"]
+    new_sst = members(result.data)["xl/sharedStrings.xml"]
+    for text in existing:  # reused, not appended
+        assert old_sst.count(b"<t>" + text.encode() + b"</t>") == 1
+        assert new_sst.count(b"<t>" + text.encode() + b"</t>") == 1
+    for text in fresh:  # appended once, escaped
+        body = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").encode()
+        assert new_sst.count(b"<t>" + body + b"</t>") == 1
+    cells = calamine_cells(result.data, "Asiakkaat")
+    assert [cells[e.cell] for e in edits] == [e.value for e in edits]
+
+
+def test_patch_further_is_one_patch_of_the_original(register: bytes):
+    """A second step on a patched package verifies against the original with both edits."""
+    from sheetreg.xlsxpatch import patch_further
+
+    first = [CellEdit("Asiakkaat", "L2", "Pori"), CellEdit("Laskut", "B2", 12.5)]
+    second = [CellEdit("Asiakkaat", "M2", "Lahti")]
+    result = patch_further(patch_workbook(register, first), second)
+    verify_patch(register, result, [*first, *second])
+    assert {"xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml"} <= set(result.changed_parts)
+    with pytest.raises(FidelityError):
+        verify_patch(register, result, first)

@@ -94,7 +94,7 @@ from sheetreg.schema import (
 if TYPE_CHECKING:
     from sheetreg.register import Register, Table
     from sheetreg.workbook import WriteResult
-    from sheetreg.xlsxpatch import CellEdit
+    from sheetreg.xlsxpatch import CellEdit, PatchResult
 
 KEY_FILE_NAME = ".sheetreg-erasure.key"
 KEY_STORE_ENV = "SHEETREG_ERASURE_KEY_STORE"
@@ -1099,6 +1099,7 @@ def execute_erasures(
     a client ID to the log ID whose erasure it repeats.
     """
     from sheetreg.workbook import default_backup_dir, load_package, read_register
+    from sheetreg.xlsxpatch import patch_further
 
     path = Path(path)
     register = register or read_register(path)
@@ -1135,7 +1136,7 @@ def execute_erasures(
     keep = policy_from_settings(register.settings).backup_count
     outcomes: list[ErasureOutcome] = []
     edits: list[CellEdit] = list(extra_edits)
-    scanned = b""
+    scanned: PatchResult | None = None
     log = _log_sheet(register, (e.get("log_id", "") for e in journal)) if todo else None
     while todo:
         assert log is not None
@@ -1177,18 +1178,23 @@ def execute_erasures(
         actions = _erase_backups(path, bdir, specs, key, needles, password=package.password)
         result.backups = actions
         backups_line = _backups_text(actions, lang)
-        sha_after = hashlib.sha256(scanned).hexdigest()
+        assert scanned is not None
+        sha_after = hashlib.sha256(scanned.data).hexdigest()
         result.sha256_after = sha_after
+        closing: list[CellEdit] = []
         for o in outcomes:
             o.row["sha_after"] = sha_after
             o.row["verification"] = o.verification.text(lang, backups_line)
-            edits.extend(
+            closing.extend(
                 log.row_edits(
                     {"sha_after": o.row["sha_after"], "verification": o.row["verification"]},
                     int(o.row.pop("_row")),
                 )
             )
-    write = _write(path, edits, register, bdir, keep, password=package.password)
+        edits.extend(closing)
+        # The searched package gets only the log's last cells: the rows are not patched twice.
+        scanned = patch_further(scanned, closing)
+    write = _write(path, edits, register, bdir, keep, password=package.password, patched=scanned)
     result.written = write.written
     result.sha256_written = write.sha256_after
     result.outcomes = outcomes
@@ -1237,6 +1243,7 @@ def _write(
     keep: int,
     *,
     password: str | None,
+    patched: PatchResult | None = None,
 ) -> WriteResult:
     from sheetreg.workbook import write_cells
 
@@ -1247,6 +1254,7 @@ def _write(
         backup_dir=bdir,
         keep_backups=keep,
         password=password,
+        patched=patched,
     )
 
 
@@ -1262,7 +1270,7 @@ def _attempt(
     operator: str,
     reapply_of: dict[str, str],
     extra_edits: Sequence[CellEdit],
-) -> tuple[list[ErasureOutcome], list[CellEdit], list[ErasurePlan], bytes]:
+) -> tuple[list[ErasureOutcome], list[CellEdit], list[ErasurePlan], PatchResult | None]:
     """Build the edits and log rows, patch in memory, search; report plans with leftovers."""
     from sheetreg.xlsxpatch import patch_workbook
 
@@ -1312,7 +1320,7 @@ def _attempt(
                 refused.setdefault(needle.client_id, []).append(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
-    patched = patch_workbook(data, [*edits, *log_edits])
+    patched = patch_workbook(data, [*edits, *log_edits], residues=False)
     leftovers, parts = _scan_package(patched.data, scan)
     for leftover in leftovers:
         refused.setdefault(leftover.client_id, []).append(leftover)
@@ -1323,7 +1331,7 @@ def _attempt(
                 plan.refusals.append(_leftover_refusal(refused[plan.client_id], plan.lang))
                 plan.scope = "none"
                 bad.append(plan)
-        return [], [], bad, b""
+        return [], [], bad, None
     for o in outcomes:
         cid = o.plan.client_id
         forms = sum(1 for n in scan.needles if n.client_id == cid)
@@ -1331,7 +1339,7 @@ def _attempt(
         o.verification = Verification(
             scan.values.get(cid, 0), forms, parts, scan.shared.get(cid, 0), []
         )
-    return outcomes, [*edits, *log_edits], [], patched.data
+    return outcomes, [*edits, *log_edits], [], patched
 
 
 def _backups_text(actions: dict[str, list[str]], lang: str) -> str:

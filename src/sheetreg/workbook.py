@@ -455,7 +455,6 @@ class WriteResult:
     sha256_before: str = ""
     sha256_after: str = ""
     removed_strings: int = 0
-    residues: list[Any] = field(default_factory=list)
     encrypted: bool = False  # the workbook was written encrypted, with its own password
 
 
@@ -592,18 +591,30 @@ def _reopen_check(tmp: Path, edits: Sequence[CellEdit], password: str | None = N
             by_sheet.setdefault(actual.get(edit.sheet.casefold(), edit.sheet), []).append(edit)
         for name, sheet_edits in by_sheet.items():
             sheet = wb.get_sheet_by_name(name)
-            grid = sheet.to_python()
             r0, c0 = sheet.start or (0, 0)
+            wanted: dict[int, list[tuple[int, CellEdit]]] = {}  # 0-based row in the sheet
             for edit in sheet_edits:
                 m = re.fullmatch(r"([A-Za-z]+)(\d+)", edit.cell)
                 assert m is not None
-                r, c = int(m[2]) - 1 - r0, column_index(m[1]) - c0
-                got = grid[r][c] if 0 <= r < len(grid) and 0 <= c < len(grid[r]) else ""
-                if not _same_value(got, edit.value):
-                    raise FidelityError(
-                        f"reopen check: {name}!{edit.cell.upper()} does not read back as "
-                        "written; the original was left in place."
-                    )
+                wanted.setdefault(int(m[2]) - 1, []).append((column_index(m[1]) - c0, edit))
+            # Row by row, keeping only the edited rows: a big sheet never becomes a list of
+            # lists here. Whether the rows count from the sheet's first row or from its first
+            # used row is told by their number, so both candidates are kept until the end.
+            kept: dict[int, list[Any]] = {}
+            n = 0
+            for n, row in enumerate(sheet.iter_rows(), 1):
+                if n - 1 in wanted or n - 1 + r0 in wanted:
+                    kept[n - 1] = row
+            skip = r0 if n == sheet.height and r0 else 0
+            for r, cells in wanted.items():
+                row = kept.get(r - skip, []) if r >= skip else []
+                for c, edit in cells:
+                    got = row[c] if 0 <= c < len(row) else ""
+                    if not _same_value(got, edit.value):
+                        raise FidelityError(
+                            f"reopen check: {name}!{edit.cell.upper()} does not read back as "
+                            "written; the original was left in place."
+                        )
     except FidelityError:
         raise
     except Exception:
@@ -640,6 +651,7 @@ def write_cells(
     backup_dir: Path | None = None,
     keep_backups: int = 10,
     password: str | None = None,
+    patched: PatchResult | None = None,
 ) -> WriteResult:
     """Apply cell edits to a workbook safely; refuse (WriteRefused) rather than risk it.
 
@@ -650,6 +662,10 @@ def write_cells(
     A password-protected workbook is decrypted in memory (with ``password``, else the
     keyring's ``workbook-password``), patched and checked there, and written back encrypted
     with the same password; its backup is the encrypted file as it was.
+
+    ``patched`` is a caller's patch of exactly these edits on the workbook's (plain) bytes as
+    read, made for its own purposes (the erasure searches it): it is not made again, and the
+    fidelity check proves it against the file on disk like any other.
     """
     path = Path(path)
     plan = _as_edits(edits)
@@ -672,7 +688,13 @@ def write_cells(
     backups = backup_dir or default_backup_dir(path)
     try:
         return _write_checked(
-            path, package, before, plan, backups=backups, keep_backups=keep_backups
+            path,
+            package,
+            before,
+            plan,
+            backups=backups,
+            keep_backups=keep_backups,
+            patched=patched,
         )
     except OSError as exc:  # a full disk, a read-only or vanished folder, …
         reason = exc.strerror or type(exc).__name__
@@ -690,12 +712,13 @@ def _write_checked(
     *,
     backups: Path,
     keep_backups: int,
+    patched: PatchResult | None = None,
 ) -> WriteResult:
     """Patch, verify, (encrypt,) write aside, reopen, back up, look once more, replace."""
     from sheetreg.xlsxpatch import patch_workbook
 
     remove_stale_temps(path, backups)
-    result = patch_workbook(package.plain, plan)
+    result = patched or patch_workbook(package.plain, plan, residues=False)
     # The fidelity check needs only the two packages, so it runs on the second core while
     # the file is encrypted, written aside and read back (forking.py); the replace waits.
     fidelity = forking.start(_fidelity_verdict, package.plain, result, plan)
@@ -749,7 +772,6 @@ def _write_checked(
         sha256_before=before,
         sha256_after=_sha256(written),
         removed_strings=result.removed_strings,
-        residues=list(result.residues),
         encrypted=package.encrypted,
     )
 

@@ -34,6 +34,7 @@ import operator
 import posixpath
 import re
 import string
+import struct
 import urllib.parse
 import zipfile
 import zlib
@@ -55,6 +56,7 @@ __all__ = [
     "PatchResult",
     "Residue",
     "find_text",
+    "patch_further",
     "patch_workbook",
     "read_cells",
     "sheet_parts",
@@ -329,6 +331,7 @@ class _Package:
 
     def __init__(self, data: bytes, error: type[Exception] = PatchError) -> None:
         self.error = error
+        self.data = data
         if data[:4] == _OLE_MAGIC:
             raise error(
                 "the workbook is encrypted (or a legacy .xls file); it must be decrypted "
@@ -353,6 +356,52 @@ class _Package:
 
     def real_name(self, name: str) -> str | None:
         return self._by_fold.get(name.casefold())
+
+    def member(self, info: zipfile.ZipInfo) -> memoryview | None:
+        """The member's bytes as stored: local header, compressed data, data descriptor.
+
+        None when they cannot be delimited safely (ZIP64, a damaged header).
+        """
+        start = info.header_offset
+        data = self.data
+        if info.compress_size >= 0xFFFFFFFF or data[start : start + 4] != b"PK\x03\x04":
+            return None
+        name_len, extra_len = struct.unpack_from("<2H", data, start + 26)
+        end = start + 30 + name_len + extra_len + info.compress_size
+        if info.flag_bits & 0x8:  # a data descriptor follows, with or without its signature
+            end += 16 if data[end : end + 4] == b"PK\x07\x08" else 12
+        if end > len(data):
+            return None
+        return memoryview(data)[start:end]
+
+    def stored(self, name: str) -> tuple[int, int, memoryview] | None:
+        """(method, CRC, compressed data) of a member, or None if it cannot be delimited."""
+        info = self.zip.getinfo(name)
+        raw = self.member(info)
+        if raw is None:
+            return None
+        name_len, extra_len = struct.unpack_from("<2H", raw, 26)
+        start = 30 + name_len + extra_len
+        return info.compress_type, info.CRC, raw[start : start + info.compress_size]
+
+    def central_records(self) -> list[memoryview] | None:
+        """Each member's central-directory record as stored, or None (ZIP64, odd layouts)."""
+        data = self.data
+        pos = getattr(self.zip, "start_dir", None)
+        if not isinstance(pos, int):
+            return None
+        out = []
+        for info in self.infos:
+            if data[pos : pos + 4] != b"PK\x01\x02":
+                return None
+            (offset,) = struct.unpack_from("<L", data, pos + 42)
+            if offset != info.header_offset or offset == 0xFFFFFFFF:
+                return None  # prepended data or ZIP64: offsets cannot be copied as they are
+            name_len, extra_len, comment_len = struct.unpack_from("<3H", data, pos + 28)
+            end = pos + 46 + name_len + extra_len + comment_len
+            out.append(memoryview(data)[pos:end])
+            pos = end
+        return out
 
     def read(self, name: str) -> bytes:
         real = self.real_name(name)
@@ -547,6 +596,7 @@ class _SharedStrings:
         self._appended_index: dict[str, int] = {}
         self._starts: array[int] | None = None
         self._plain_index: dict[str, int] | None = None
+        self._prefetched: dict[str, int | None] = {}
         self._text_cache: dict[int, str] = {}
         self.mapping: dict[int, int] = {}  # old index -> new index, after compact()
         self.removed: set[int] = set()
@@ -593,6 +643,31 @@ class _SharedStrings:
                 plain.setdefault(_ooxml_text(raw), i)
         self._starts = starts
         self._plain_index = plain
+
+    def prefetch(self, texts: Iterable[str]) -> None:
+        """Look up many texts in one pass over the plain strings, without indexing them all.
+
+        Each text is matched in the encodings :meth:`_find_plain` knows; one found in none of
+        them is appended on lookup (a duplicate of a string spelt otherwise is harmless).
+        """
+        bodies: dict[bytes, str] = {}
+        for text in texts:
+            self._prefetched[text] = None
+            for body in self._bodies(text):
+                bodies.setdefault(body, text)
+        found = self._prefetched
+        for i, m in enumerate(self._plain.finditer(self.data, self.body_start, self.body_end)):
+            raw = m[1]
+            if raw is not None:
+                text = bodies.get(raw)
+                if text is not None and found[text] is None:
+                    found[text] = i
+
+    @staticmethod
+    def _bodies(text: str) -> set[bytes]:
+        base = _escape_text(text)
+        bodies = {base, base.replace(b"&gt;", b">")}
+        return bodies | {b.replace(b'"', b"&quot;").replace(b"'", b"&apos;") for b in bodies}
 
     def span(self, index: int) -> tuple[int, int]:
         if self._starts is None and self.orig_count - 64 <= index < self.orig_count:
@@ -652,9 +727,7 @@ class _SharedStrings:
         # Few lookups on a big table: search the encodings Excel and others use instead of
         # indexing a million strings.
         p = self.prefix
-        base = _escape_text(text)
-        bodies = {base, base.replace(b"&gt;", b">")}
-        bodies |= {b.replace(b'"', b"&quot;").replace(b"'", b"&apos;") for b in list(bodies)}
+        bodies = self._bodies(text)
         si_t = b"<" + p + b"si><" + p + b"t"
         tail = b"</" + p + b"t></" + p + b"si>"
         best: int | None = None
@@ -672,9 +745,12 @@ class _SharedStrings:
         hit = self._appended_index.get(text)
         if hit is not None:
             return hit
-        if self._plain_index is None and expected_lookups > 8:
-            self._build_index()
-        found = self._find_plain(text)
+        if text in self._prefetched:
+            found = self._prefetched[text]
+        else:
+            if self._plain_index is None and expected_lookups > 64:
+                self._build_index()
+            found = self._find_plain(text)
         if found is not None:
             return found
         index = self.count
@@ -1037,9 +1113,12 @@ class _Patcher:
         self.old_sst_refs: Counter[int] = Counter()
         self.old_texts: list[tuple[int, str]] = []  # (edit index, old text)
         self.formula_refs: dict[str, list[str]] = {}  # sheet part -> overwritten formula cells
-        self.string_lookups = len(
-            {c.value for p in plans.values() for c in p.cells.values() if isinstance(c.value, str)}
-        )
+        texts = {
+            c.value for p in plans.values() for c in p.cells.values() if isinstance(c.value, str)
+        }
+        self.string_lookups = len(texts)
+        if self.sst is not None and len(texts) > 8:
+            self.sst.prefetch(texts)  # one pass finds them all (the flag's 20,000 statuses)
         # (type, value, style, extra attributes) -> (cell XML after r="..", uses a shared string)
         self._value_cache: dict[
             tuple[type, CellValue, bytes | None, bytes], tuple[bytes, bool]
@@ -1900,13 +1979,14 @@ def _iter_rows(
             yield span.rnum, data[span.tag_end : close]
 
 
-def patch_workbook(data: bytes, edits: Sequence[CellEdit]) -> PatchResult:
+def patch_workbook(data: bytes, edits: Sequence[CellEdit], *, residues: bool = True) -> PatchResult:
     """Apply ``edits`` to the package ``data``, touching nothing else; raise PatchError if unsafe.
 
     Only worksheets with edits are rewritten (row by row, never as a DOM), plus the
     shared-string table, styles (a date format), calcChain, grown tables and, when calcChain
     is dropped, the workbook rels and content types. Shared strings orphaned by the edits are
-    removed; where the old text of edited cells still appears is reported in ``residues``.
+    removed; where the old text of edited cells still appears is reported in ``residues``
+    (a search of every part, which a caller that searches for itself turns off).
     """
     pkg = _Package(data)
     wb = _load_workbook(pkg)
@@ -1985,15 +2065,28 @@ def patch_workbook(data: bytes, edits: Sequence[CellEdit]) -> PatchResult:
         if text and text not in seen:
             seen.add(text)
             needles.append(text)
-    residues: list[Residue] = []
-    if needles:
+    found: list[Residue] = []
+    if needles and residues:
         names = [n for n in pkg.names if n not in removed_parts]
 
         def read_new(name: str) -> bytes | bytearray:
             return new_parts[name] if name in changed else pkg.read(name)
 
-        residues = _find_text_in(names, read_new, _content_types(pkg), needles)
-    return PatchResult(out, changed_parts, removed_strings, residues)
+        found = _find_text_in(names, read_new, _content_types(pkg), needles)
+    return PatchResult(out, changed_parts, removed_strings, found)
+
+
+def patch_further(result: PatchResult, edits: Sequence[CellEdit]) -> PatchResult:
+    """``result`` with more ``edits`` applied, as one patch of the original (no residues).
+
+    Its changed parts are those of both steps, so that :func:`verify_patch` of the original
+    against it, with the edits of both steps, proves the whole. Costs the second step only.
+    """
+    more = patch_workbook(result.data, edits, residues=False)
+    changed = list(dict.fromkeys([*result.changed_parts, *more.changed_parts]))
+    return PatchResult(
+        more.data, changed, result.removed_strings + more.removed_strings, list(result.residues)
+    )
 
 
 def _cell_sheets(wb: _Workbook) -> list[str]:
@@ -2043,6 +2136,87 @@ def _renumber(
 
 
 def _write_package(
+    pkg: _Package, new_parts: dict[str, bytes | bytearray], removed: set[str]
+) -> bytes:
+    """The same members in the same order and with the same timestamps.
+
+    Only the changed parts are deflated afresh; every other member is copied as stored, its
+    compressed bytes, headers and central-directory record included (with its new offset), so
+    an unchanged part costs neither inflating nor deflating. A package whose members cannot be
+    delimited safely (ZIP64, data before the first member) is rewritten whole instead.
+    """
+    records = pkg.central_records()
+    if records is None:
+        return _rewrite_package(pkg, new_parts, removed)
+    body = bytearray()
+    directory = bytearray()
+    count = 0
+    for info, record in zip(pkg.infos, records, strict=True):
+        if info.filename in removed:
+            continue
+        offset = len(body)
+        content = new_parts.get(info.filename)
+        if content is None:
+            raw = pkg.member(info)
+            if raw is None:
+                return _rewrite_package(pkg, new_parts, removed)
+            body += raw
+            directory += record[:42]
+            directory += struct.pack("<L", offset)
+            directory += record[46:]
+        else:
+            local, central = _deflated_member(info, content, offset)
+            body += local
+            directory += central
+        count += 1
+    comment = pkg.zip.comment
+    if len(body) >= 0xFFFFFFFF or count >= 0xFFFF or len(comment) > 0xFFFF:
+        return _rewrite_package(pkg, new_parts, removed)
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), len(body), len(comment)
+    )
+    return bytes(body + directory + end + comment)
+
+
+def _deflated_member(
+    info: zipfile.ZipInfo, content: bytes | bytearray, offset: int
+) -> tuple[bytes, bytes]:
+    """Local header with data, and central record, of ``content`` deflated under ``info``."""
+    packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+    data = packer.compress(content) + packer.flush()
+    try:
+        name = info.filename.encode("ascii")
+        flags = 0
+    except UnicodeEncodeError:
+        name = info.filename.encode("utf-8")
+        flags = 0x800
+    y, mo, d, h, mi, s = info.date_time
+    dos_time = h << 11 | mi << 5 | s // 2
+    dos_date = (y - 1980) << 9 | mo << 5 | d
+    crc = zlib.crc32(content)
+    comment = info.comment
+    if len(data) >= 0xFFFFFFFF or len(content) >= 0xFFFFFFFF:
+        raise PatchError(f"{info.filename}: the part is too large for a .xlsx package")
+    fields = (flags, zipfile.ZIP_DEFLATED, dos_time, dos_date, crc, len(data), len(content))
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, *fields, len(name), 0)
+    central = struct.pack(
+        "<4s6H3L5H2L",
+        b"PK\x01\x02",
+        info.create_system << 8 | 20,
+        20,
+        *fields,
+        len(name),
+        0,
+        len(comment),
+        0,
+        0,
+        info.external_attr,
+        offset,
+    )
+    return local + name + data, central + name + comment
+
+
+def _rewrite_package(
     pkg: _Package, new_parts: dict[str, bytes | bytearray], removed: set[str]
 ) -> bytes:
     """The same members in the same order and with the same timestamps, deflated afresh."""
@@ -2671,7 +2845,12 @@ def verify_patch(original: bytes, result: PatchResult, edits: Sequence[CellEdit]
         if name not in allowed:
             raise _fail(f"{name}: changed although no edit concerns it")
     for name in new.names:
-        if name not in changed and old.read(name) != new.read(name):
+        if name in changed:
+            continue
+        stored = old.stored(name)
+        if stored is not None and stored == new.stored(name):
+            continue  # the same compressed bytes: the same content
+        if old.read(name) != new.read(name):
             raise _fail(f"{name}: differs from the original but is not listed as changed")
     for name in changed - removed - cell_sheets:  # sheets are checked row by row below
         if _is_xml_part(name, {}) or name == "[Content_Types].xml":
