@@ -1286,11 +1286,18 @@ def test_data_before_the_first_member_rewrites_the_package(register: bytes):
     assert calamine_cells(result.data, "Asiakkaat")["L2"] == "Vaasa"
 
 
-def test_many_distinct_strings_are_looked_up_in_one_pass(register: bytes):
-    """Past eight distinct texts the table is searched once; existing strings are reused."""
+def test_many_distinct_strings_are_looked_up_in_one_pass(register: bytes, monkeypatch):
+    """Past 32 distinct texts the table is searched once; existing strings are reused."""
+    from sheetreg import xlsxpatch
+
     existing = ["Tampere", "Tila 0"]
-    fresh = [f'Tila {n} – <tarkistettu> & "valmis"' for n in range(9)]
+    fresh = [f'Tila {n} – <tarkistettu> & "valmis"' for n in range(1, 41)]
     register = patched(register, [CellEdit("Asiakkaat", "M2", "Tila 0")]).data
+
+    def one_by_one(self, text):
+        raise AssertionError("looked up one by one")
+
+    monkeypatch.setattr(xlsxpatch._SharedStrings, "_find_plain", one_by_one)
     edits = [
         CellEdit("Asiakkaat", f"L{row}", text)
         for row, text in enumerate([*existing, *fresh], start=2)

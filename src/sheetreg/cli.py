@@ -8,6 +8,7 @@ becomes a one-line message too (set SHEETREG_DEBUG=1 to see the traceback).
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import sys
@@ -196,6 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     global _FAST_EXIT  # noqa: PLW0603 - one switch for the whole process
     _FAST_EXIT = True
+    args = sys.argv[1:] if argv is None else argv
+    if "schedule" not in args[:1]:
+        # A one-shot command builds hundreds of thousands of acyclic objects (cells, statuses,
+        # findings) and exits without freeing them: the cyclic collector's passes over them
+        # would only cost time. The scheduler, which runs for weeks, keeps its collector.
+        gc.disable()
     cli.main(args=argv, prog_name="sheetreg")
 
 
