@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from openpyxl.comments import Comment
 from openpyxl.packaging.custom import CustomPropertyList, StringProperty
 
+from sheetreg import erasure
 from sheetreg.cli import cli
 from sheetreg.erasure import (
     KEY_FILE_NAME,
@@ -320,9 +321,15 @@ def test_english_workbook_gets_an_english_log(tmp_path):
 # --- the proof ------------------------------------------------------------------------------
 
 
-def test_values_in_a_comment_and_document_properties_are_refused_then_erased(tmp_path):
+@pytest.mark.parametrize("search", ["one-process", "two-processes"])
+def test_values_in_a_comment_and_document_properties_are_refused_then_erased(
+    tmp_path, monkeypatch, search
+):
     """Name, phone, e-mail and address in a comment and document properties: the erasure is
-    refused naming those parts; once removed, the workbook and every backup are clean."""
+    refused naming those parts; once removed, the workbook and every backup are clean. The
+    search of a big package is split between two processes: here forced on a small one."""
+    if search == "two-processes":
+        monkeypatch.setattr(erasure, "_SPLIT_SCAN_BYTES", 0)
     path = make(tmp_path)
     wb = openpyxl.load_workbook(path)
     wb["Asiakkaat"]["R2"].comment = Comment(
@@ -542,3 +549,11 @@ def test_libreoffice_opens_flagged_and_erased_workbooks(tmp_path):
     rows = sheet_rows(erased, "Asiakkaat")
     assert rows[2][0].startswith("P-") and rows[2][-1].startswith("Poistettu")
     assert sheet_rows(erased, "Poistoloki")[1][0] == "E-1"
+
+
+def test_many_ids_and_numbers_are_found_in_one_pass_as_one_by_one():
+    """Past eight needles the leftover search reads the text once; it finds the same."""
+    text = "a1002 soitti 0401234567; a1005 ja 358501112222, ei a1009x eikä 04012"
+    needles = ["a1002", "a1005", "a1009", "401234567", "501112222", "a1010", "4012", "x", "z"]
+    assert erasure._present(text, needles) == {n for n in needles if n in text}
+    assert erasure._present(text, needles[:3]) == {"a1002", "a1005", "a1009"}

@@ -50,6 +50,7 @@ import re
 import secrets
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from sheetreg import values
+from sheetreg import forking, values
 from sheetreg.errors import SheetregError, UnusableWorkbook, WriteRefused
 from sheetreg.register import column_index, column_letter
 from sheetreg.retention import (
@@ -359,13 +360,14 @@ class _Retained:
             for idx, column in enumerate(table.columns_data()):
                 # Distinct values are enough for "is it still somewhere": hashing is C-speed.
                 distinct = set(table.distinct_if_known(idx) or column)
-                for i in blanks.get(idx, ()):
-                    value = column[i] if 0 <= i < len(column) else ""
-                    gone = sum(
-                        1 for j in blanks[idx] if 0 <= j < len(column) and column[j] == value
-                    )
-                    if column.count(value) <= gone:
-                        distinct.discard(value)
+                rows = [i for i in blanks.get(idx, ()) if 0 <= i < len(column)]
+                if rows:
+                    # A blanked value stays if some other cell of the column still holds it.
+                    gone = Counter(column[i] for i in rows)
+                    left = Counter(filter(gone.__contains__, column))
+                    for value, count in gone.items():
+                        if left[value] <= count:
+                            distinct.discard(value)
                 parts.extend(v.strip() for v in distinct if v.__class__ is str and v)
                 numbers.update(v for v in distinct if v.__class__ in (int, float))
         for _start, grid in register.other_sheets.values():
@@ -374,14 +376,38 @@ class _Retained:
         self.blob = "\n" + "\n".join(parts).casefold() + "\n"
         self.numbers = numbers
         self.digits: bytes | None = None  # the blob without phone separators, made when needed
+        self._lines: set[str] | None = None
+        self._inside: dict[str, bool] = {}  # casefolded text -> found by prime()
+
+    def prime(self, texts: Iterable[str]) -> None:
+        """Answer :meth:`contains` for all ``texts`` in one pass over the blob.
+
+        The blob of a 100,000-client register is tens of megabytes: one search per value
+        would read it hundreds of times.
+        """
+        wanted = {t.casefold() for t in texts if t} - self._inside.keys()
+        if not wanted:
+            return
+        import ahocorasick
+
+        automaton = ahocorasick.Automaton()
+        for text in wanted:
+            automaton.add_word(text, text)
+        automaton.make_automaton()
+        found = {text for _end, text in automaton.iter(self.blob)}
+        self._inside.update((text, text in found) for text in wanted)
 
     def exact(self, text: str) -> bool:
         """True when some remaining cell holds exactly this value (case-insensitive)."""
-        return "\n" + " ".join(text.split()).casefold() + "\n" in self.blob
+        if self._lines is None:
+            self._lines = set(self.blob.split("\n")) - {""}
+        return " ".join(text.split()).casefold() in self._lines
 
     def contains(self, text: str) -> bool:
         """True when some remaining cell's text contains this value."""
-        return text.casefold() in self.blob
+        folded = text.casefold()
+        known = self._inside.get(folded)
+        return known if known is not None else folded in self.blob
 
     def mentions_id(self, client_id: str) -> bool:
         """True when some remaining cell names the client ID as a whole token."""
@@ -459,6 +485,7 @@ def _prepare_scan(
     scan = _Scan()
     sources = [(*_needles(register, p), p.client_id, p.scope) for p in plans]
     sources += [(n, s, cid, "extra") for n, s, cid in extra]
+    retained.prime(n.text for needles, *_ in sources for n in needles)
     for needles, nsns, client_id, scope in sources:
         by_value: dict[int, list[Needle]] = {}
         for needle in needles:
@@ -605,15 +632,65 @@ def _where(zf: zipfile.ZipFile, part: str, kind: str, test: Any, owners: dict[st
     return ""
 
 
+# Below this much XML the second process costs more than it saves.
+_SPLIT_SCAN_BYTES = 8 << 20
+
+
 def _scan_package(data: bytes, scan: _Scan) -> tuple[list[Leftover], int]:
-    """Leftovers of the scan's values in every XML part of ``data``; and the parts searched."""
+    """Leftovers of the scan's values in every XML part of ``data``; and the parts searched.
+
+    A big package is searched by two processes, each taking about half of the XML (the
+    sheets of a large register are tens of megabytes, and the search reads every byte).
+    """
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    infos = sorted(
+        (i for i in zf.infolist() if _is_xml(i.filename)), key=lambda i: i.file_size, reverse=True
+    )
+    total = sum(i.file_size for i in infos)
+    names = [i.filename for i in zf.infolist()]
+    if total < _SPLIT_SCAN_BYTES or not forking.CAN_FORK:
+        return _in_part_order(_scan_parts(data, scan, set(names)), names), len(infos)
+    halves: tuple[set[str], set[str]] = (set(), set())
+    sizes = [0, 0]
+    for info in infos:  # the biggest first, each to the lighter half
+        side = 0 if sizes[0] <= sizes[1] else 1
+        halves[side].add(info.filename)
+        sizes[side] += info.file_size
+    other = forking.start(_scan_parts, data, scan, halves[1])
+    leftovers = _scan_parts(data, scan, halves[0])
+    theirs = other()
+    if theirs is forking.FAILED:
+        theirs = _scan_parts(data, scan, halves[1])
+    return _in_part_order([*leftovers, *theirs], names), len(infos)
+
+
+def _present(text: str, needles: list[str]) -> set[str]:
+    """Which ``needles`` occur in ``text``: one pass for many, a search each for a few."""
+    if len(needles) <= 8:
+        return {n for n in needles if n in text}
+    import ahocorasick
+
+    automaton = ahocorasick.Automaton()
+    for needle in needles:
+        automaton.add_word(needle, needle)
+    automaton.make_automaton()
+    return {found for _end, found in automaton.iter(text)}
+
+
+def _in_part_order(leftovers: list[Leftover], names: list[str]) -> list[Leftover]:
+    order = {name: n for n, name in enumerate(names)}
+    return sorted(leftovers, key=lambda o: order.get(o.part, len(order)))
+
+
+def _scan_parts(data: bytes, scan: _Scan, parts: set[str]) -> list[Leftover]:
+    """Leftovers of the scan's values in the XML ``parts`` of ``data``."""
     from sheetreg.xlsxpatch import find_text
 
     leftovers: list[Leftover] = []
     needles = scan.needles
-    residues = find_text(data, [n.text for n in needles]) if needles else []
+    residues = find_text(data, [n.text for n in needles], parts) if needles else []
     zf = zipfile.ZipFile(io.BytesIO(data))
-    xml_parts = [n for n in zf.namelist() if _is_xml(n)]
+    xml_parts = [n for n in zf.namelist() if _is_xml(n) and n in parts]
     owners: dict[str, str] | None = None
 
     def where(part: str, kind: str, test: Any) -> str:
@@ -656,12 +733,15 @@ def _scan_package(data: bytes, scan: _Scan) -> tuple[list[Leftover], int]:
             text = _decode(zf.read(part))
             # Cheap tests first: a number written any way leaves its digits in a row once the
             # separators are gone; an ID occurs as plain text. The patterns confirm.
-            digits = _without_separators(text) if scan.nsns else b""
-            folded = text.casefold() if scan.ids else ""
+            digits = _without_separators(text).decode("latin-1") if scan.nsns else ""
+            in_digits = _present(digits, [nsn for nsn, _ in scan.nsns])
+            in_text = (
+                _present(text.casefold(), [c.casefold() for c in scan.ids]) if scan.ids else set()
+            )
             for nsn, client_id in scan.nsns:
                 pattern = phone_pattern(nsn)
                 key = (client_id, "clients.phone", part)
-                if key not in seen and nsn.encode() in digits and pattern.search(text):
+                if key not in seen and nsn in in_digits and pattern.search(text):
                     seen.add(key)
                     test = lambda t, p=pattern: bool(p.search(t))  # noqa: E731
                     leftovers.append(
@@ -670,7 +750,7 @@ def _scan_package(data: bytes, scan: _Scan) -> tuple[list[Leftover], int]:
             for client_id in scan.ids:
                 pattern = mentions_pattern(client_id)
                 key = (client_id, "clients.client_id", part)
-                if key not in seen and client_id.casefold() in folded and pattern.search(text):
+                if key not in seen and client_id.casefold() in in_text and pattern.search(text):
                     seen.add(key)
                     leftovers.append(
                         Leftover(
@@ -681,7 +761,7 @@ def _scan_package(data: bytes, scan: _Scan) -> tuple[list[Leftover], int]:
                             where(part, kind, lambda t, p=pattern: bool(p.search(t))),
                         )
                     )
-    return leftovers, len(xml_parts)
+    return leftovers
 
 
 @dataclass

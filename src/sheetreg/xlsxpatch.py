@@ -40,7 +40,7 @@ import zipfile
 import zlib
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 from xml.parsers import expat
@@ -1859,16 +1859,19 @@ def sheet_parts(data: bytes) -> dict[str, str]:
     }
 
 
-def find_text(data: bytes, needles: Sequence[str]) -> list[Residue]:
+def find_text(
+    data: bytes, needles: Sequence[str], parts: Collection[str] | None = None
+) -> list[Residue]:
     """Every XML part of the package in which a needle occurs (case-insensitive).
 
     Needles are matched raw, XML-escaped and through numeric character references, in
     character data and attribute values (not in element or attribute names, so a short needle
     does not match markup). ``Residue.needle`` is the needle's index in ``needles``. Text split
-    across rich-text runs is not found.
+    across rich-text runs is not found. ``parts`` limits the search to those members.
     """
     pkg = _Package(data)
-    return _find_text_in(pkg.names, pkg.read, _content_types(pkg), needles)
+    names = pkg.names if parts is None else [n for n in pkg.names if n in parts]
+    return _find_text_in(names, pkg.read, _content_types(pkg), needles)
 
 
 def read_cells(data: bytes, sheet: str, refs: Iterable[str]) -> dict[str, CellValue]:
