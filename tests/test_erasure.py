@@ -557,3 +557,33 @@ def test_many_ids_and_numbers_are_found_in_one_pass_as_one_by_one():
     needles = ["a1002", "a1005", "a1009", "401234567", "501112222", "a1010", "4012", "x", "z"]
     assert erasure._present(text, needles) == {n for n in needles if n in text}
     assert erasure._present(text, needles[:3]) == {"a1002", "a1005", "a1009"}
+
+
+@pytest.mark.parametrize("step", ["searched-package", "log-cells"])
+def test_a_patch_that_changes_more_than_planned_is_never_written(tmp_path, monkeypatch, step):
+    """The erasure's patch is proven while the package is searched, and its last step (the
+    log's hash and verification cells) on its own: a patch that also changed another cell at
+    either step is refused, and the workbook, its backups and the journal stay as they were."""
+    import sheetreg.xlsxpatch as xp
+
+    path = make(tmp_path)
+    before = sha(path)
+    real = xp.patch_workbook
+    calls = []
+
+    def sloppy(data, edits, **options):
+        calls.append(len(edits))
+        result = real(data, edits, **options)
+        if len(calls) == (1 if step == "searched-package" else 2):
+            tampered = real(result.data, [xp.CellEdit("Asiakkaat", "B2", "Muutettu")])
+            result.data = tampered.data
+        return result
+
+    monkeypatch.setattr(xp, "patch_workbook", sloppy)
+    refused = invoke("erase", str(path), "--client", "A1002", "--yes")
+    assert refused.exit_code == 1
+    assert len(calls) == 2  # the searched package, then the log cells
+    assert "fidelity check: xl/worksheets/sheet1.xml" in refused.output
+    assert sha(path) == before
+    assert list_backups(path, path.parent / "backups") == []
+    assert read_journal(path) == []

@@ -1229,10 +1229,11 @@ def execute_erasures(
     outcomes: list[ErasureOutcome] = []
     edits: list[CellEdit] = list(extra_edits)
     scanned: PatchResult | None = None
+    proof: _Once | None = None
     log = _log_sheet(register, (e.get("log_id", "") for e in journal)) if todo else None
     while todo:
         assert log is not None
-        outcomes, edits, refused, scanned = _attempt(
+        outcomes, edits, refused, scanned, proof = _attempt(
             register,
             data,
             todo,
@@ -1285,8 +1286,28 @@ def execute_erasures(
             )
         edits.extend(closing)
         # The searched package gets only the log's last cells: the rows are not patched twice.
-        scanned = patch_further(scanned, closing)
-    write = _write(path, edits, register, bdir, keep, password=package.password, patched=scanned)
+        # Its proof is in two steps: the searched package against the workbook (under way
+        # since the search began), and the log's last cells against the searched package.
+        try:
+            scanned = patch_further(scanned, closing, verify=True)
+        except BaseException:
+            if proof is not None:
+                proof()  # reap the check under way
+            raise
+    try:
+        write = _write(
+            path,
+            edits,
+            register,
+            bdir,
+            keep,
+            password=package.password,
+            patched=scanned if proof is not None else None,
+            proof=proof,
+        )
+    finally:
+        if proof is not None:
+            proof()  # collected by the write; reaped here if the write never got to it
     result.written = write.written
     result.sha256_written = write.sha256_after
     result.outcomes = outcomes
@@ -1336,6 +1357,7 @@ def _write(
     *,
     password: str | None,
     patched: PatchResult | None = None,
+    proof: _Once | None = None,
 ) -> WriteResult:
     from sheetreg.workbook import write_cells
 
@@ -1347,7 +1369,24 @@ def _write(
         keep_backups=keep,
         password=password,
         patched=patched,
+        proof=proof,
     )
+
+
+class _Once:
+    """A collector (see forking.py) that may be called more than once: it reaps the child
+    the first time and gives the same verdict after."""
+
+    def __init__(self, collect: Any) -> None:
+        self._collect = collect
+        self._done = False
+        self._verdict: Any = None
+
+    def __call__(self) -> Any:
+        if not self._done:
+            self._done = True
+            self._verdict = self._collect()
+        return self._verdict
 
 
 def _attempt(
@@ -1362,8 +1401,15 @@ def _attempt(
     operator: str,
     reapply_of: dict[str, str],
     extra_edits: Sequence[CellEdit],
-) -> tuple[list[ErasureOutcome], list[CellEdit], list[ErasurePlan], PatchResult | None]:
-    """Build the edits and log rows, patch in memory, search; report plans with leftovers."""
+) -> tuple[
+    list[ErasureOutcome], list[CellEdit], list[ErasurePlan], PatchResult | None, _Once | None
+]:
+    """Build the edits and log rows, patch in memory, search; report plans with leftovers.
+
+    The patch's fidelity check starts as soon as the patch is made, on the second core, so
+    that it runs while the package is searched and the file written aside and read back.
+    """
+    from sheetreg.workbook import start_fidelity_check
     from sheetreg.xlsxpatch import patch_workbook
 
     outcomes: list[ErasureOutcome] = []
@@ -1413,7 +1459,12 @@ def _attempt(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
     patched = patch_workbook(data, [*edits, *log_edits], residues=False)
-    leftovers, parts = _scan_package(patched.data, scan)
+    proof = _Once(start_fidelity_check(data, patched, [*edits, *log_edits]))
+    try:
+        leftovers, parts = _scan_package(patched.data, scan)
+    except BaseException:
+        proof()
+        raise
     for leftover in leftovers:
         refused.setdefault(leftover.client_id, []).append(leftover)
     if refused:
@@ -1423,7 +1474,8 @@ def _attempt(
                 plan.refusals.append(_leftover_refusal(refused[plan.client_id], plan.lang))
                 plan.scope = "none"
                 bad.append(plan)
-        return [], [], bad, None
+        proof()  # reaped: this patch is not written
+        return [], [], bad, None, None
     for o in outcomes:
         cid = o.plan.client_id
         forms = sum(1 for n in scan.needles if n.client_id == cid)
@@ -1431,7 +1483,7 @@ def _attempt(
         o.verification = Verification(
             scan.values.get(cid, 0), forms, parts, scan.shared.get(cid, 0), []
         )
-    return outcomes, [*edits, *log_edits], [], patched
+    return outcomes, [*edits, *log_edits], [], patched, proof
 
 
 def _backups_text(actions: dict[str, list[str]], lang: str) -> str:

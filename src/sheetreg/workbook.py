@@ -25,7 +25,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -652,6 +652,7 @@ def write_cells(
     keep_backups: int = 10,
     password: str | None = None,
     patched: PatchResult | None = None,
+    proof: Callable[[], Any] | None = None,
 ) -> WriteResult:
     """Apply cell edits to a workbook safely; refuse (WriteRefused) rather than risk it.
 
@@ -665,7 +666,9 @@ def write_cells(
 
     ``patched`` is a caller's patch of exactly these edits on the workbook's (plain) bytes as
     read, made for its own purposes (the erasure searches it): it is not made again, and the
-    fidelity check proves it against the file on disk like any other.
+    fidelity check proves it against the file on disk like any other. ``proof`` is that
+    check already under way for ``patched`` (see :func:`start_fidelity_check`): its verdict
+    is awaited before the replace, as the writer's own would be.
     """
     path = Path(path)
     plan = _as_edits(edits)
@@ -695,6 +698,7 @@ def write_cells(
             backups=backups,
             keep_backups=keep_backups,
             patched=patched,
+            proof=proof,
         )
     except OSError as exc:  # a full disk, a read-only or vanished folder, …
         reason = exc.strerror or type(exc).__name__
@@ -713,15 +717,17 @@ def _write_checked(
     backups: Path,
     keep_backups: int,
     patched: PatchResult | None = None,
+    proof: Callable[[], Any] | None = None,
 ) -> WriteResult:
     """Patch, verify, (encrypt,) write aside, reopen, back up, look once more, replace."""
     from sheetreg.xlsxpatch import patch_workbook
 
     remove_stale_temps(path, backups)
-    result = patched or patch_workbook(package.plain, plan, residues=False)
-    # The fidelity check needs only the two packages, so it runs on the second core while
-    # the file is encrypted, written aside and read back (forking.py); the replace waits.
-    fidelity = forking.start(_fidelity_verdict, package.plain, result, plan)
+    if patched is None or proof is None:
+        result = patched or patch_workbook(package.plain, plan, residues=False)
+        fidelity = start_fidelity_check(package.plain, result, plan)
+    else:
+        result, fidelity = patched, proof
     folder = path.parent
     tmp: Path | None = None
     backup: Path | None = None
@@ -774,6 +780,18 @@ def _write_checked(
         removed_strings=result.removed_strings,
         encrypted=package.encrypted,
     )
+
+
+def start_fidelity_check(
+    original: bytes, result: PatchResult, plan: Sequence[CellEdit]
+) -> Callable[[], Any]:
+    """Start the fidelity check of ``result`` against ``original``; returns its collector.
+
+    The check needs only the two packages, so it runs on the second core (forking.py) while
+    the caller goes on; the collector returns None when the patch is proven, else why not
+    (a message, or :data:`forking.FAILED`). It must be called exactly once.
+    """
+    return forking.start(_fidelity_verdict, original, result, plan)
 
 
 def _fidelity_verdict(original: bytes, result: PatchResult, plan: Sequence[CellEdit]) -> str | None:

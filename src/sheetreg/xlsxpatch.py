@@ -2080,13 +2080,19 @@ def patch_workbook(data: bytes, edits: Sequence[CellEdit], *, residues: bool = T
     return PatchResult(out, changed_parts, removed_strings, found)
 
 
-def patch_further(result: PatchResult, edits: Sequence[CellEdit]) -> PatchResult:
+def patch_further(
+    result: PatchResult, edits: Sequence[CellEdit], *, verify: bool = False
+) -> PatchResult:
     """``result`` with more ``edits`` applied, as one patch of the original (no residues).
 
     Its changed parts are those of both steps, so that :func:`verify_patch` of the original
     against it, with the edits of both steps, proves the whole. Costs the second step only.
+    With ``verify`` the second step is proven against ``result`` (FidelityError if not): with
+    a proof of ``result`` against the original, that proves the whole as well.
     """
     more = patch_workbook(result.data, edits, residues=False)
+    if verify:
+        verify_patch(result.data, more, edits)
     changed = list(dict.fromkeys([*result.changed_parts, *more.changed_parts]))
     return PatchResult(
         more.data, changed, result.removed_strings + more.removed_strings, list(result.residues)
