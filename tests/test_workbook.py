@@ -343,3 +343,36 @@ def test_reopen_check_on_a_sheet_that_starts_below_and_right(tmp_path):
     for wrong in ("C4", "D3", "D5"):
         with pytest.raises(FidelityError, match="does not read back"):
             _reopen_check(path, [CellEdit("Muistiinpanot", wrong, "uusi")])
+
+
+def test_text_is_written_into_its_cell_and_the_string_table_is_left_alone(tmp_path):
+    """sheetreg's own text goes inline: the shared-string table is not searched or rewritten,
+    and replacing that text later leaves no orphan string anywhere."""
+    import zipfile
+
+    import xlsxwriter
+
+    def members(path: Path) -> dict[str, bytes]:
+        with zipfile.ZipFile(path) as z:
+            return {n: z.read(n) for n in z.namelist()}
+
+    reg = tmp_path / "jaettu.xlsx"
+    wb = xlsxwriter.Workbook(reg)  # Excel's way: every text in the shared-string table
+    ws = wb.add_worksheet("Asiakkaat")
+    for r, row in enumerate([["Asiakasnumero", "Tila"], ["A1001", "Aktiivinen"]]):
+        ws.write_row(r, 0, row)
+    wb.close()
+    before = members(reg)
+    write_cells(reg, {"Asiakkaat!B2": "Päättynyt 3.11.2026 – poisto odottaa hyväksyntää"})
+    once = members(reg)
+    assert b"Aktiivinen" in before["xl/sharedStrings.xml"]
+    assert b"Aktiivinen" not in once["xl/sharedStrings.xml"]  # the old text, orphaned, goes
+    assert "Päättynyt".encode() not in once["xl/sharedStrings.xml"]
+    assert b't="inlineStr"' in once["xl/worksheets/sheet1.xml"]
+    write_cells(reg, {"Asiakkaat!B2": "Poistettu 25.11.2026"})
+    twice = members(reg)
+    assert twice["xl/sharedStrings.xml"] == once["xl/sharedStrings.xml"]  # left as it was
+    assert not [n for n, b in twice.items() if "odottaa hyväksyntää".encode() in b]
+    assert cell(reg, "Asiakkaat", "B2") == "Poistettu 25.11.2026"
+    grid = pc.CalamineWorkbook.from_path(str(reg)).get_sheet_by_name("Asiakkaat").to_python()
+    assert grid == [["Asiakasnumero", "Tila"], ["A1001", "Poistettu 25.11.2026"]]

@@ -1289,7 +1289,7 @@ def execute_erasures(
         # Its proof is in two steps: the searched package against the workbook (under way
         # since the search began), and the log's last cells against the searched package.
         try:
-            scanned = patch_further(scanned, closing, verify=True)
+            scanned = patch_further(scanned, closing, verify=True, inline=True)
         except BaseException:
             if proof is not None:
                 proof()  # reap the check under way
@@ -1458,7 +1458,7 @@ def _attempt(
                 refused.setdefault(needle.client_id, []).append(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
-    patched = patch_workbook(data, [*edits, *log_edits], residues=False)
+    patched = patch_workbook(data, [*edits, *log_edits], residues=False, inline=True)
     proof = _Once(start_fidelity_check(data, patched, [*edits, *log_edits]))
     try:
         leftovers, parts = _scan_package(patched.data, scan)

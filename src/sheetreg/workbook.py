@@ -724,7 +724,9 @@ def _write_checked(
 
     remove_stale_temps(path, backups)
     if patched is None or proof is None:
-        result = patched or patch_workbook(package.plain, plan, residues=False)
+        # sheetreg's own text goes into the cells: no search of a table of 10^6 strings, and
+        # next week's status replaces this week's without leaving an orphan string.
+        result = patched or patch_workbook(package.plain, plan, residues=False, inline=True)
         fidelity = start_fidelity_check(package.plain, result, plan)
     else:
         result, fidelity = patched, proof

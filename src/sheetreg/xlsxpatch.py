@@ -1103,8 +1103,11 @@ def _same_cell_value(got: CellValue, want: CellValue, serial: float | None) -> b
 class _Patcher:
     """Applies planned edits to one package."""
 
-    def __init__(self, pkg: _Package, wb: _Workbook, plans: dict[str, _SheetPlan]) -> None:
+    def __init__(
+        self, pkg: _Package, wb: _Workbook, plans: dict[str, _SheetPlan], *, inline: bool = False
+    ) -> None:
         self.pkg = pkg
+        self.inline = inline
         self.wb = wb
         self.plans = plans
         self.sst = _SharedStrings(wb.sst_part, pkg.read(wb.sst_part)) if wb.sst_part else None
@@ -1117,7 +1120,7 @@ class _Patcher:
             c.value for p in plans.values() for c in p.cells.values() if isinstance(c.value, str)
         }
         self.string_lookups = len(texts)
-        if self.sst is not None and len(texts) > 32:
+        if self.sst is not None and not inline and len(texts) > 32:
             # One pass finds them all (the flag's statuses); it costs about 40 single finds.
             self.sst.prefetch(texts)
         # (type, value, style, extra attributes) -> (cell XML after r="..", uses a shared string)
@@ -1439,7 +1442,7 @@ class _Patcher:
             )
         elif isinstance(value, int | float):
             attrs, body = b"", b"<" + p + b"v>" + _number_text(value) + b"</" + p + b"v>"
-        elif self.sst is not None:
+        elif self.sst is not None and not self.inline:
             assert isinstance(value, str)
             index = self.sst.index_of(value, self.string_lookups)
             uses_sst = True
@@ -1983,7 +1986,9 @@ def _iter_rows(
             yield span.rnum, data[span.tag_end : close]
 
 
-def patch_workbook(data: bytes, edits: Sequence[CellEdit], *, residues: bool = True) -> PatchResult:
+def patch_workbook(
+    data: bytes, edits: Sequence[CellEdit], *, residues: bool = True, inline: bool = False
+) -> PatchResult:
     """Apply ``edits`` to the package ``data``, touching nothing else; raise PatchError if unsafe.
 
     Only worksheets with edits are rewritten (row by row, never as a DOM), plus the
@@ -1991,13 +1996,19 @@ def patch_workbook(data: bytes, edits: Sequence[CellEdit], *, residues: bool = T
     is dropped, the workbook rels and content types. Shared strings orphaned by the edits are
     removed; where the old text of edited cells still appears is reported in ``residues``
     (a search of every part, which a caller that searches for itself turns off).
+
+    Text goes into the shared-string table (an existing string is reused), or with
+    ``inline`` into the cell itself (``t="inlineStr"``, as a workbook without a table gets):
+    then the table is not searched or rewritten, and a later edit of the cell leaves no
+    orphan string behind. Excel and LibreOffice move such text into the table on their next
+    save.
     """
     pkg = _Package(data)
     wb = _load_workbook(pkg)
     plans = _plan(wb, edits, PatchError)
     if not plans:
         return PatchResult(data, [], 0, [])
-    patcher = _Patcher(pkg, wb, plans)
+    patcher = _Patcher(pkg, wb, plans, inline=inline)
     new_parts: dict[str, bytes | bytearray] = {}
     changed: set[str] = set()
     for part, plan in plans.items():
@@ -2081,7 +2092,7 @@ def patch_workbook(data: bytes, edits: Sequence[CellEdit], *, residues: bool = T
 
 
 def patch_further(
-    result: PatchResult, edits: Sequence[CellEdit], *, verify: bool = False
+    result: PatchResult, edits: Sequence[CellEdit], *, verify: bool = False, inline: bool = False
 ) -> PatchResult:
     """``result`` with more ``edits`` applied, as one patch of the original (no residues).
 
@@ -2090,7 +2101,7 @@ def patch_further(
     With ``verify`` the second step is proven against ``result`` (FidelityError if not): with
     a proof of ``result`` against the original, that proves the whole as well.
     """
-    more = patch_workbook(result.data, edits, residues=False)
+    more = patch_workbook(result.data, edits, residues=False, inline=inline)
     if verify:
         verify_patch(result.data, more, edits)
     changed = list(dict.fromkeys([*result.changed_parts, *more.changed_parts]))
