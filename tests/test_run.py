@@ -438,3 +438,35 @@ def test_report_files_are_self_contained(tmp_path):
     assert "<script" not in html and "<link" not in html and "src=" not in html
     with zipfile.ZipFile(path) as zf:  # and the workbook is still a workbook
         assert "xl/workbook.xml" in zf.namelist()
+
+
+def test_month_chart_counts_each_month_as_its_definition_says(tmp_path):
+    """Active at a month's end: begun by then and not ended by then; ended: in that month, by
+    its end (this month's end is today).
+    Counted with runs of months; checked here against the definition, month by month."""
+    import random
+
+    from sheetreg.report import _month_end, month_chart
+    from sheetreg.workbook import read_register
+
+    rng = random.Random(7)
+    today = dt.date(2026, 11, 25)
+    rows = []
+    for n in range(150):
+        start = today - dt.timedelta(days=rng.randrange(0, 900))
+        end = start + dt.timedelta(days=rng.randrange(0, 700)) if rng.random() < 0.6 else None
+        rows.append(client(client_id=f"A{2000 + n}", start=start, end=end))
+    rows.append(client(client_id="A1999", start=dt.date(2025, 12, 31), end=dt.date(2025, 12, 31)))
+    register = read_register(build_register(tmp_path / "r.xlsx", clients=rows))
+    chart = month_chart(register, today, 12)
+    ends = [_month_end(today, back) for back in range(11, -1, -1)]
+    starts = [r["start"] for r in rows]
+    stops = [r["end"] for r in rows]
+    assert chart["active"] == [
+        sum(1 for b, s in zip(starts, stops, strict=True) if b <= e and (s is None or s > e))
+        for e in ends
+    ]
+    assert chart["ended"] == [
+        sum(1 for s in stops if s is not None and (s.year, s.month) == (e.year, e.month) and s <= e)
+        for e in ends
+    ]

@@ -20,8 +20,10 @@ earlier report it is the last seven days.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import html
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -487,16 +489,22 @@ def month_chart(register: Register, today: dt.date, months: int = CHART_MONTHS) 
     starts = clients.column_values("start")
     finishes = clients.column_values("end") if clients.has("end") else ()
     first = ends[0].replace(day=1)
+    # Active at month m: begun by its end (m >= b) and not stopped by it (m < s). Each client
+    # adds one to a run of months: counted as the run's two ends, summed once at the end.
+    runs = [0] * (months + 1)
     for i in clients.nonblank_rows():
         begun = day(starts[i])
         if begun is None:
             continue
         stop = day(finishes[i]) if finishes else None
-        for m, month_end in enumerate(ends):
-            if begun <= month_end and (stop is None or stop > month_end):
-                active[m] += 1
+        b = bisect.bisect_left(ends, begun)
+        s = months if stop is None else bisect.bisect_left(ends, stop)
+        if b < s:
+            runs[b] += 1
+            runs[s] -= 1
         if stop is not None and first <= stop <= ends[-1]:
             ended[(stop.year - first.year) * 12 + stop.month - first.month] += 1
+    active = list(itertools.accumulate(runs[:months]))
     return {"months": labels, "active": active, "ended": ended}
 
 
@@ -537,7 +545,8 @@ def write_report(data: Mapping[str, Any], folder: Path, today: dt.date) -> dict[
     folder.mkdir(parents=True, exist_ok=True)
     paths = report_paths(folder, today)
     texts = {
-        "json": json.dumps(data, ensure_ascii=False, indent=2) + "\n",
+        # Without indentation: json's C encoder then writes it (25,000 rows at 100,000 clients).
+        "json": json.dumps(data, ensure_ascii=False) + "\n",
         "html": render_html(data),
     }
     for kind, path in paths.items():
