@@ -587,3 +587,30 @@ def test_a_patch_that_changes_more_than_planned_is_never_written(tmp_path, monke
     assert sha(path) == before
     assert list_backups(path, path.parent / "backups") == []
     assert read_journal(path) == []
+
+
+def test_suppression_index_matches_as_the_row_by_row_search(tmp_path):
+    """The token index (made by a child in the weekly run) finds the rows the search does."""
+    from sheetreg.erasure import ErasureKey, suppressed_rows, suppression_index
+    from sheetreg.workbook import read_register
+
+    path = build_register(
+        tmp_path / "r.xlsx",
+        clients=[
+            client(phone="044 555 6666", email="a@example.fi"),
+            client(client_id="A1002", phone="040 123 4567", email="x@example.fi"),
+            client(client_id="A1003", phone="+358401234567", email="y@example.fi"),
+            client(client_id="A1004", phone="", email="Y@Example.fi"),
+            client(client_id="A1005", phone="050 999 8888", email=""),
+        ],
+    )
+    register = read_register(path)
+    key = ErasureKey(b"s" * 32, "file")
+    index = suppression_index(register, key)
+    for phone, email in [("0401234567", None), (None, "y@example.fi"), ("0509998888", "-")]:
+        tokens = set(key.suppression_tokens(phone, email))
+        assert suppressed_rows(register, key, tokens, index) == suppressed_rows(
+            register, key, tokens
+        )
+    tokens = set(key.suppression_tokens("0401234567", "y@example.fi"))
+    assert suppressed_rows(register, key, tokens, index) == {1, 2, 3}

@@ -1229,7 +1229,7 @@ def execute_erasures(
     outcomes: list[ErasureOutcome] = []
     edits: list[CellEdit] = list(extra_edits)
     scanned: PatchResult | None = None
-    proof: _Once | None = None
+    proof: forking.Collector | None = None
     log = _log_sheet(register, (e.get("log_id", "") for e in journal)) if todo else None
     while todo:
         assert log is not None
@@ -1357,7 +1357,7 @@ def _write(
     *,
     password: str | None,
     patched: PatchResult | None = None,
-    proof: _Once | None = None,
+    proof: forking.Collector | None = None,
 ) -> WriteResult:
     from sheetreg.workbook import write_cells
 
@@ -1373,22 +1373,6 @@ def _write(
     )
 
 
-class _Once:
-    """A collector (see forking.py) that may be called more than once: it reaps the child
-    the first time and gives the same verdict after."""
-
-    def __init__(self, collect: Any) -> None:
-        self._collect = collect
-        self._done = False
-        self._verdict: Any = None
-
-    def __call__(self) -> Any:
-        if not self._done:
-            self._done = True
-            self._verdict = self._collect()
-        return self._verdict
-
-
 def _attempt(
     register: Register,
     data: bytes,
@@ -1402,7 +1386,11 @@ def _attempt(
     reapply_of: dict[str, str],
     extra_edits: Sequence[CellEdit],
 ) -> tuple[
-    list[ErasureOutcome], list[CellEdit], list[ErasurePlan], PatchResult | None, _Once | None
+    list[ErasureOutcome],
+    list[CellEdit],
+    list[ErasurePlan],
+    PatchResult | None,
+    forking.Collector | None,
 ]:
     """Build the edits and log rows, patch in memory, search; report plans with leftovers.
 
@@ -1459,7 +1447,7 @@ def _attempt(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
     patched = patch_workbook(data, [*edits, *log_edits], residues=False, inline=True)
-    proof = _Once(start_fidelity_check(data, patched, [*edits, *log_edits]))
+    proof = start_fidelity_check(data, patched, [*edits, *log_edits])
     try:
         leftovers, parts = _scan_package(patched.data, scan)
     except BaseException:
@@ -1643,11 +1631,40 @@ def suppression_entries(workbook: Path, register: Register | None = None) -> set
     return tokens
 
 
-def suppressed_rows(register: Register, key: ErasureKey | None, tokens: set[str]) -> set[int]:
-    """Clients rows (data indices) whose phone or e-mail matches a suppression entry."""
+def suppression_index(register: Register, key: ErasureKey) -> dict[str, list[int]]:
+    """Every Clients row's suppression tokens: token -> rows (data indices).
+
+    Two keyed hashes a client: the weekly run makes this beside its other work (a forked
+    child), then matching the entries on record is a look-up.
+    """
+    clients = register.table("clients")
+    index: dict[str, list[int]] = {}
+    if clients is None:
+        return index
+    phones, emails = clients.column_values("phone"), clients.column_values("email")
+    for i in clients.nonblank_rows():
+        phone = values.as_text(phones[i]) if phones else None
+        email = values.as_text(emails[i]) if emails else None
+        for token in key.suppression_tokens(phone, email):
+            index.setdefault(token, []).append(i)
+    return index
+
+
+def suppressed_rows(
+    register: Register,
+    key: ErasureKey | None,
+    tokens: set[str],
+    index: dict[str, list[int]] | None = None,
+) -> set[int]:
+    """Clients rows (data indices) whose phone or e-mail matches a suppression entry.
+
+    ``index`` is :func:`suppression_index` made with the same key, when there is one.
+    """
     clients = register.table("clients")
     if clients is None or key is None or not tokens:
         return set()
+    if index is not None:
+        return {i for token in tokens for i in index.get(token, ())}
     out = set()
     phones, emails = clients.column_values("phone"), clients.column_values("email")
     for i in clients.nonblank_rows():
@@ -1699,9 +1716,12 @@ def _flag_plan(
     today: dt.date,
     plans: Sequence[ErasurePlan] = (),
     key: ErasureKey | None = None,
+    *,
+    index: dict[str, list[int]] | None = None,
 ) -> tuple[list[CellEdit], list[Any], list[ClientStatus]]:
     """The status cells to write. ``plans`` are erasures going into the same write: their
-    suppression entries count already, so that the next run finds nothing to change."""
+    suppression entries count already, so that the next run finds nothing to change.
+    ``index`` is :func:`suppression_index` made with ``key``, if one was made."""
     from sheetreg.xlsxpatch import CellEdit
 
     tokens = suppression_entries(path, register)
@@ -1713,7 +1733,7 @@ def _flag_plan(
             tokens.update(_suppression_for(register, plan, key))
     elif tokens:
         key = key or load_key(path)
-    rows = suppressed_rows(register, key, tokens) if tokens else set()
+    rows = suppressed_rows(register, key, tokens, index) if tokens else set()
     changes, statuses, header = flag_changes(register, today, None, rows)
     edits = [CellEdit(*c.cell.rsplit("!", 1), c.text) for c in changes]
     if header is not None and edits:

@@ -24,11 +24,11 @@ def start(fn: Callable[..., Any], *args: Any, fork: bool = True) -> Collector:
     """Start ``fn(*args)`` beside this process; the returned function waits for its result.
 
     The collector returns the result, or :data:`FAILED` if the child could not deliver one;
-    it must be called exactly once (it reaps the child). ``fork=False`` runs ``fn`` in this
-    process when collected.
+    it must be called (it reaps the child), and may be called again: it gives the same
+    result. ``fork=False`` runs ``fn`` in this process when first collected.
     """
     if not (CAN_FORK and fork):
-        return lambda: _in_process(fn, *args)
+        return _once(lambda: _in_process(fn, *args))
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: compute, send, vanish without running the parent's cleanup
@@ -53,7 +53,19 @@ def start(fn: Callable[..., Any], *args: Any, fork: bool = True) -> Collector:
             return FAILED
         return pickle.loads(payload)
 
-    return collect
+    return _once(collect)
+
+
+def _once(collect: Collector) -> Collector:
+    """``collect`` run on the first call only; later calls give its result again."""
+    done: list[Any] = []
+
+    def collect_once() -> Any:
+        if not done:
+            done.append(collect())
+        return done[0]
+
+    return collect_once
 
 
 def _in_process(fn: Callable[..., Any], *args: Any) -> Any:

@@ -120,7 +120,7 @@ def run_weekly(
     nothing was written, so that the scheduler tries again later.
     """
     from sheetreg.cli_requests import make_pending_extracts
-    from sheetreg.erasure import _flag_plan, execute_erasures
+    from sheetreg.erasure import _flag_plan, execute_erasures, load_key, suppression_index
     from sheetreg.requests import plan_requests
     from sheetreg.retention import due_erasures
     from sheetreg.validate import validate
@@ -133,12 +133,26 @@ def run_weekly(
     lang = lang or register.lang
     # Validation needs nothing the other steps make: on Linux it runs on the second core
     # (a forked child sees the register as read) while the statuses are worked out here.
-    validating = forking.start(validate, register, today, lang, fork=_worth_forking(register))
-    plans = due_erasures(register, today)
-    if register.table("erasure_log") is None:
-        _refuse_without_log(plans, register.path.name, lang)
-    # The flags count the suppression entries this run's erasures leave (idempotence).
-    flag_edits, _changes, statuses = _flag_plan(path, register, today, plans)
+    big = _worth_forking(register)
+    validating = forking.start(validate, register, today, lang, fork=big)
+    # So do the keyed hashes of every phone and e-mail (for the suppression entries), on a
+    # big register whose key exists: two children, as the statuses take about as long here.
+    key = load_key(path)
+    indexing = forking.start(suppression_index, register, key) if big and key else None
+    try:
+        plans = due_erasures(register, today)
+        if register.table("erasure_log") is None:
+            _refuse_without_log(plans, register.path.name, lang)
+        index = indexing() if indexing is not None else None
+        # The flags count the suppression entries this run's erasures leave (idempotence).
+        flag_edits, _changes, statuses = _flag_plan(
+            path, register, today, plans, key, index=None if index is forking.FAILED else index
+        )
+    except BaseException:
+        for collect in (validating, indexing):
+            if collect is not None:
+                collect()  # reap the children
+        raise
     requests = plan_requests(register, today, lang)
     edits: list[CellEdit] = [*flag_edits, *requests.due_edits]
     processed, extract_issues, outcomes = make_pending_extracts(
