@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import subprocess
 import sys
@@ -376,3 +377,30 @@ def test_text_is_written_into_its_cell_and_the_string_table_is_left_alone(tmp_pa
     assert cell(reg, "Asiakkaat", "B2") == "Poistettu 25.11.2026"
     grid = pc.CalamineWorkbook.from_path(str(reg)).get_sheet_by_name("Asiakkaat").to_python()
     assert grid == [["Asiakasnumero", "Tila"], ["A1001", "Poistettu 25.11.2026"]]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_work_done_while_a_child_reads_the_file_back(reg, monkeypatch, fails):
+    """With work to do meanwhile, the read-back runs in a forked child; its failure still
+    refuses the write, and the workbook stays as it was."""
+    import sheetreg.workbook as wbmod
+    from sheetreg.errors import FidelityError
+
+    done = []
+    if fails:
+
+        def broken(tmp, edits, password=None):
+            raise FidelityError("reopen check: Asiakkaat!S2 does not read back as written")
+
+        monkeypatch.setattr(wbmod, "_reopen_check", broken)
+    before = reg.read_bytes()
+    if fails:
+        with pytest.raises(FidelityError, match="does not read back"):
+            write_cells(reg, {"Asiakkaat!S2": "x"}, meanwhile=lambda: done.append(os.getpid()))
+        assert reg.read_bytes() == before
+        assert list_backups(reg, reg.parent / "backups") == []
+    else:
+        write_cells(reg, {"Asiakkaat!S2": "x"}, meanwhile=lambda: done.append(os.getpid()))
+        assert cell(reg, "Asiakkaat", "S2") == "x"
+    assert done == [os.getpid()]  # done here, in this process
+    assert not [p for p in reg.parent.iterdir() if p.name.endswith(".tmp")]

@@ -51,7 +51,7 @@ import secrets
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1184,11 +1184,14 @@ def execute_erasures(
     backup_dir: Path | None = None,
     extra_edits: Sequence[CellEdit] = (),
     reapply_of: dict[str, str] | None = None,
+    meanwhile: Callable[[list[ErasureOutcome]], None] | None = None,
 ) -> ErasureResult:
     """Execute several plans in one write (the weekly job); refused plans are reported.
 
     ``extra_edits`` (e.g. the flag's status cells) go into the same write. ``reapply_of`` maps
-    a client ID to the log ID whose erasure it repeats.
+    a client ID to the log ID whose erasure it repeats. ``meanwhile`` gets the erasures being
+    written and does work that needs nothing more of the write, while the file is read back
+    (see :func:`sheetreg.workbook.write_cells`); it is not called when nothing is written.
     """
     from sheetreg.workbook import default_backup_dir, load_package, read_register
     from sheetreg.xlsxpatch import patch_further
@@ -1304,6 +1307,7 @@ def execute_erasures(
             password=package.password,
             patched=scanned if proof is not None else None,
             proof=proof,
+            meanwhile=(lambda: meanwhile(outcomes)) if meanwhile is not None else None,
         )
     finally:
         if proof is not None:
@@ -1358,6 +1362,7 @@ def _write(
     password: str | None,
     patched: PatchResult | None = None,
     proof: forking.Collector | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> WriteResult:
     from sheetreg.workbook import write_cells
 
@@ -1370,6 +1375,7 @@ def _write(
         password=password,
         patched=patched,
         proof=proof,
+        meanwhile=meanwhile,
     )
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sheetreg.erasure import ErasureOutcome
     from sheetreg.register import Register
     from sheetreg.retention import ClientStatus
     from sheetreg.run import RunResult
@@ -202,18 +203,24 @@ _WORDS: dict[str, dict[str, str]] = {
 # --- the data -------------------------------------------------------------------------------
 
 
-def build_report(result: RunResult, register: Register, previous: dt.date | None) -> dict[str, Any]:
-    """The report's data (the JSON file): numbers, dates, client IDs and cell references."""
-    from sheetreg.erasure import read_journal
-    from sheetreg.findings import CATALOGUE
+def period_start(previous: dt.date | None, today: dt.date) -> dt.date:
+    """The first day the report covers: the day after the previous run."""
+    return (previous or today - dt.timedelta(days=DEFAULT_PERIOD_DAYS)) + dt.timedelta(days=1)
 
-    today, lang = result.today, result.lang
-    start = (previous or today - dt.timedelta(days=DEFAULT_PERIOD_DAYS)) + dt.timedelta(days=1)
-    outcomes = result.erasure.outcomes
+
+def client_sections(
+    register: Register,
+    statuses: Sequence[ClientStatus],
+    outcomes: Sequence[ErasureOutcome],
+    *,
+    today: dt.date,
+    lang: str,
+    start: dt.date,
+) -> dict[str, Any]:
+    """The sections about clients, which need nothing of the write but this run's erasures:
+    the weekly run makes them while the written file is read back (see run.py)."""
     erased_now = {o.plan.client_id for o in outcomes if o.plan.scope == "full"}
-    statuses = list(result.statuses)
     clients = register.table("clients")
-
     newly_ended = [
         _status_row(s, lang)
         for s in statuses
@@ -230,6 +237,42 @@ def build_report(result: RunResult, register: Register, previous: dt.date | None
                 row["approve_cell"] = f"{clients.name}!{clients.ref(s.index, 'approve_erasure')}"
             awaiting.append(row)
     holds, kept = _holds(statuses, erased_now, lang)
+    return {
+        "newly_ended": newly_ended,
+        "approve_column": approve_column,
+        "awaiting_approval": awaiting,
+        "holds": holds,
+        "accounting_retention": kept,
+        "state_counts": _state_counts(statuses, erased_now),
+        "chart": month_chart(register, today),
+    }
+
+
+def build_report(
+    result: RunResult,
+    register: Register,
+    previous: dt.date | None,
+    sections: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The report's data (the JSON file): numbers, dates, client IDs and cell references.
+
+    ``sections`` are :func:`client_sections` of this run, when already made.
+    """
+    from sheetreg.erasure import read_journal
+    from sheetreg.findings import CATALOGUE
+
+    today, lang = result.today, result.lang
+    start = period_start(previous, today)
+    outcomes = result.erasure.outcomes
+    statuses = list(result.statuses)
+    if sections is None:
+        sections = client_sections(
+            register, statuses, outcomes, today=today, lang=lang, start=start
+        )
+    newly_ended = sections["newly_ended"]
+    awaiting = sections["awaiting_approval"]
+    holds, kept = sections["holds"], sections["accounting_retention"]
+    approve_column = sections["approve_column"]
     requests = [_request_row(item, today, lang) for item in result.requests.open_items]
     log_clients = {o.log_id: o.plan.client_id for o in outcomes}
     erasures = _period_erasures(read_journal(result.workbook), start, today, log_clients)
@@ -248,9 +291,8 @@ def build_report(result: RunResult, register: Register, previous: dt.date | None
     ]
     findings = _findings(result.validation.findings, CATALOGUE, lang)
     summary = result.validation.summary()
-    state_counts = _state_counts(statuses, erased_now)
     counts = {
-        **state_counts,
+        **sections["state_counts"],
         "ended_since_last_run": len(newly_ended),
         "holds": len(holds),
         "errors": summary["errors"],
@@ -296,7 +338,7 @@ def build_report(result: RunResult, register: Register, previous: dt.date | None
             {"code": i.code, "cell": f"{i.sheet}!{i.cell}", "request_id": i.request_id}
             for i in result.extract_issues
         ],
-        "chart": month_chart(register, today),
+        "chart": sections["chart"],
         "write": {
             "written": result.written,
             "sha256_before": result.erasure.sha256_before,

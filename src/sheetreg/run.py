@@ -167,8 +167,32 @@ def run_weekly(
         from sheetreg.requests import manual_extract_issues
 
         extract_issues += manual_extract_issues(requests, register.table("requests"))
+    from sheetreg.report import build_report, client_sections, period_start, write_report
+
+    folder = report_dir or path.parent / "reports"
+    previous = previous_run(folder, today)
+    sections: dict[str, Any] = {}
+
+    def prepare_report(erasing: list[Any]) -> None:
+        sections.update(
+            client_sections(
+                register,
+                statuses,
+                erasing,
+                today=today,
+                lang=lang,
+                start=period_start(previous, today),
+            )
+        )
+
     erasure = execute_erasures(
-        path, plans, register=register, extra_edits=edits, backup_dir=backup_dir, now=now
+        path,
+        plans,
+        register=register,
+        extra_edits=edits,
+        backup_dir=backup_dir,
+        now=now,
+        meanwhile=prepare_report,
     )
     if erasure.written:
         for edit, index in outcomes:
@@ -185,10 +209,7 @@ def run_weekly(
         processed=processed,
         extract_issues=extract_issues,
     )
-    from sheetreg.report import build_report, write_report
-
-    folder = report_dir or path.parent / "reports"
-    result.report = build_report(result, register, previous_run(folder, today))
+    result.report = build_report(result, register, previous, sections or None)
     result.files = write_report(result.report, folder, today)
     result.seconds = time.perf_counter() - started
     log_run(result, log_dir)

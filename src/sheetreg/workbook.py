@@ -624,6 +624,15 @@ def _reopen_check(tmp: Path, edits: Sequence[CellEdit], password: str | None = N
         ) from None
 
 
+def _reopen_verdict(tmp: Path, edits: Sequence[CellEdit], password: str | None) -> str | None:
+    """:func:`_reopen_check` as a verdict (for a forked child): None, or why it failed."""
+    try:
+        _reopen_check(tmp, edits, password)
+    except FidelityError as exc:
+        return str(exc)
+    return None
+
+
 def _same_value(got: Any, want: CellValue) -> bool:
     if want is None:
         return got in ("", None)
@@ -653,6 +662,7 @@ def write_cells(
     password: str | None = None,
     patched: PatchResult | None = None,
     proof: Callable[[], Any] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> WriteResult:
     """Apply cell edits to a workbook safely; refuse (WriteRefused) rather than risk it.
 
@@ -668,7 +678,9 @@ def write_cells(
     read, made for its own purposes (the erasure searches it): it is not made again, and the
     fidelity check proves it against the file on disk like any other. ``proof`` is that
     check already under way for ``patched`` (see :func:`start_fidelity_check`): its verdict
-    is awaited before the replace, as the writer's own would be.
+    is awaited before the replace, as the writer's own would be. ``meanwhile`` is work of
+    the caller's that needs nothing of the write (the weekly report's sections): it is done
+    while the written file is read back, by a forked child then, before the replace.
     """
     path = Path(path)
     plan = _as_edits(edits)
@@ -699,6 +711,7 @@ def write_cells(
             keep_backups=keep_backups,
             patched=patched,
             proof=proof,
+            meanwhile=meanwhile,
         )
     except OSError as exc:  # a full disk, a read-only or vanished folder, …
         reason = exc.strerror or type(exc).__name__
@@ -718,6 +731,7 @@ def _write_checked(
     keep_backups: int,
     patched: PatchResult | None = None,
     proof: Callable[[], Any] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> WriteResult:
     """Patch, verify, (encrypt,) write aside, reopen, back up, look once more, replace."""
     from sheetreg.xlsxpatch import patch_workbook
@@ -742,7 +756,23 @@ def _write_checked(
             tmp = _write_new_file(folder, _temp_prefix(path), ".tmp", written)
             with contextlib.suppress(OSError):
                 shutil.copymode(path, tmp)  # keep the workbook's permissions
-            _reopen_check(tmp, plan, package.password)
+            if meanwhile is None:
+                _reopen_check(tmp, plan, package.password)
+            else:
+                # The read-back goes to a child (calamine holds the GIL), the caller's work
+                # is done here meanwhile; a failed check refuses the write as always.
+                reopening = forking.start(_reopen_verdict, tmp, plan, package.password)
+                try:
+                    meanwhile()
+                finally:
+                    reopened = reopening()
+                if reopened is not None:
+                    raise FidelityError(
+                        reopened
+                        if isinstance(reopened, str)
+                        else "reopen check: the check could not run; the original was left "
+                        "in place."
+                    )
         finally:
             verdict = fidelity()
         if verdict is not None:
