@@ -148,52 +148,52 @@ def run_weekly(
         flag_edits, _changes, statuses = _flag_plan(
             path, register, today, plans, key, index=None if index is forking.FAILED else index
         )
-    except BaseException:
-        for collect in (validating, indexing):
-            if collect is not None:
-                collect()  # reap the children
-        raise
-    requests = plan_requests(register, today, lang)
-    edits: list[CellEdit] = [*flag_edits, *requests.due_edits]
-    processed, extract_issues, outcomes = make_pending_extracts(
-        register, requests, today, lang, extracts_dir
-    )
-    edits += [edit for edit, _index in outcomes]
-    validation = validating()
+        requests = plan_requests(register, today, lang)
+        edits: list[CellEdit] = [*flag_edits, *requests.due_edits]
+        processed, extract_issues, outcomes = make_pending_extracts(
+            register, requests, today, lang, extracts_dir
+        )
+        edits += [edit for edit, _index in outcomes]
+        if requests.encrypted and register.table("requests") is not None:
+            # No automatic extract of an encrypted register: its password must be handed over.
+            from sheetreg.requests import manual_extract_issues
+
+            extract_issues += manual_extract_issues(requests, register.table("requests"))
+        from sheetreg.report import build_report, client_sections, period_start, write_report
+
+        folder = report_dir or path.parent / "reports"
+        previous = previous_run(folder, today)
+        sections: dict[str, Any] = {}
+
+        def prepare_report(erasing: list[Any]) -> None:
+            sections.update(
+                client_sections(
+                    register,
+                    statuses,
+                    erasing,
+                    today=today,
+                    lang=lang,
+                    start=period_start(previous, today),
+                )
+            )
+
+        erasure = execute_erasures(
+            path,
+            plans,
+            register=register,
+            extra_edits=edits,
+            backup_dir=backup_dir,
+            now=now,
+            meanwhile=prepare_report,
+        )
+    finally:
+        # Validation needs nothing of the write, nor the write of it: it is collected only
+        # now; and whatever happened, both children are reaped.
+        if indexing is not None:
+            indexing()
+        validation = validating()
     if validation is forking.FAILED:  # the child died: do it here
         validation = validate(register, today, lang)
-    if requests.encrypted and register.table("requests") is not None:
-        # No automatic extract of an encrypted register: its password must be handed over.
-        from sheetreg.requests import manual_extract_issues
-
-        extract_issues += manual_extract_issues(requests, register.table("requests"))
-    from sheetreg.report import build_report, client_sections, period_start, write_report
-
-    folder = report_dir or path.parent / "reports"
-    previous = previous_run(folder, today)
-    sections: dict[str, Any] = {}
-
-    def prepare_report(erasing: list[Any]) -> None:
-        sections.update(
-            client_sections(
-                register,
-                statuses,
-                erasing,
-                today=today,
-                lang=lang,
-                start=period_start(previous, today),
-            )
-        )
-
-    erasure = execute_erasures(
-        path,
-        plans,
-        register=register,
-        extra_edits=edits,
-        backup_dir=backup_dir,
-        now=now,
-        meanwhile=prepare_report,
-    )
     if erasure.written:
         for edit, index in outcomes:
             requests.record_outcome(index, str(edit.value))
