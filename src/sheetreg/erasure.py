@@ -632,8 +632,9 @@ def _where(zf: zipfile.ZipFile, part: str, kind: str, test: Any, owners: dict[st
     return ""
 
 
-# Below this much XML the second process costs more than it saves.
-_SPLIT_SCAN_BYTES = 8 << 20
+# Below this much XML a second process costs more than it saves: the fidelity check already
+# keeps the other core busy while the package is searched.
+_SPLIT_SCAN_BYTES = 48 << 20
 
 
 def _scan_package(data: bytes, scan: _Scan) -> tuple[list[Leftover], int]:
