@@ -74,6 +74,47 @@ def test_forked_work_returns_results_and_failures():
     assert forking.start(_boom, "x")() is forking.FAILED
 
 
+def _zombies() -> list[str]:
+    """This process's children that ended and were not reaped (Linux /proc)."""
+    import os
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.append(stat.parent.name)
+    return found
+
+
+def test_a_collector_gives_its_result_again_and_can_be_discarded(tmp_path):
+    """Collected twice: the same result, the child reaped once. Discarded: a forked child
+    is reaped; work that was never forked is not done at all."""
+    from sheetreg import forking
+
+    collect = forking.start(sum, [1, 2, 3])
+    assert collect() == 6 and collect() == 6
+    forked = forking.start(sum, [4])
+    forked.discard()
+    assert forked() == 4  # reaped by discard(); its result still there
+    assert not _zombies()
+    marker = tmp_path / "ran"
+    lazy = forking.start(marker.write_text, "x", fork=False)
+    lazy.discard()
+    assert not marker.exists() and lazy() is forking.FAILED
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    broken = forking.Collector(interrupted, lazy=False)
+    with pytest.raises(KeyboardInterrupt):
+        broken()
+    assert broken() is forking.FAILED  # not tried again on a closed pipe
+
+
 def test_split_sees_a_hetu_on_a_second_clients_tab(register_path):
     """A second tab named like Clients is scanned for HETUs on the split path too."""
     path = register_path(clients=[client()])

@@ -478,3 +478,25 @@ def test_month_chart_counts_each_month_as_its_definition_says(tmp_path):
         sum(1 for s in stops if s is not None and (s.year, s.month) == (e.year, e.month) and s <= e)
         for e in ends
     ]
+
+
+def test_a_report_section_failing_during_the_write_does_not_stop_it(tmp_path, monkeypatch):
+    """The report's client sections are made while the file is read back; if that fails, the
+    write goes on and the report makes them again afterwards."""
+    import sheetreg.report
+
+    real = sheetreg.report.client_sections
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sheetreg.report, "client_sections", flaky)
+    path = make_register(tmp_path)
+    result = run_weekly(path, TODAY, log_dir=tmp_path / "log")
+    assert result.written and len(calls) == 2
+    assert result.report["counts"]["erasures"] == 1
+    assert result.files["html"].exists()

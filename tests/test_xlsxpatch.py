@@ -1219,19 +1219,13 @@ def test_random_edit_sets_read_back_exactly(
 
 
 def _stored_members(data: bytes) -> dict[str, bytes]:
-    """Each member's bytes as stored (local header, compressed data, descriptor)."""
-    import struct
-
-    out = {}
+    """Each member's bytes as stored: from its local header to the next member (or the
+    central directory), so that a data descriptor cut short would show."""
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        for info in z.infolist():
-            start = info.header_offset
-            name_len, extra_len = struct.unpack_from("<2H", data, start + 26)
-            end = start + 30 + name_len + extra_len + info.compress_size
-            if info.flag_bits & 0x8:
-                end += 16 if data[end : end + 4] == b"PK\x07\x08" else 12
-            out[info.filename] = data[start:end]
-    return out
+        infos = z.infolist()
+        starts = sorted(i.header_offset for i in infos)
+        ends = dict(zip(starts, [*starts[1:], z.start_dir], strict=True))
+        return {i.filename: data[i.header_offset : ends[i.header_offset]] for i in infos}
 
 
 def test_unchanged_members_are_copied_as_stored(register: bytes):
@@ -1247,8 +1241,10 @@ def test_unchanged_members_are_copied_as_stored(register: bytes):
     assert calamine_cells(result.data, "Asiakkaat")["L2"] == "Uusi kaupunki"
 
 
-def test_stored_members_and_data_descriptors_survive(register: bytes):
-    """A package written as a stream (data descriptors) with uncompressed members patches."""
+@pytest.mark.parametrize("zip64", [False, True])
+def test_stored_members_and_data_descriptors_survive(register: bytes, zip64: bool):
+    """A package written as a stream (data descriptors, ZIP64 ones too) with uncompressed
+    members patches, every unchanged member copied whole."""
     streamed = io.BytesIO()
 
     class Unseekable(io.RawIOBase):
@@ -1263,7 +1259,7 @@ def test_stored_members_and_data_descriptors_survive(register: bytes):
             member = zipfile.ZipInfo(info.filename, info.date_time)
             stored = info.filename.startswith("docProps/")
             member.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-            with dst.open(member, "w") as out:
+            with dst.open(member, "w", force_zip64=zip64) as out:
                 out.write(src.read(info))
     data = streamed.getvalue()
     with zipfile.ZipFile(io.BytesIO(data)) as z:

@@ -644,25 +644,28 @@ def _scan_package(data: bytes, scan: _Scan) -> tuple[list[Leftover], int]:
     sheets of a large register are tens of megabytes, and the search reads every byte).
     """
     zf = zipfile.ZipFile(io.BytesIO(data))
-    infos = sorted(
-        (i for i in zf.infolist() if _is_xml(i.filename)), key=lambda i: i.file_size, reverse=True
-    )
-    total = sum(i.file_size for i in infos)
+    searched = sum(1 for i in zf.infolist() if _is_xml(i.filename))
     names = [i.filename for i in zf.infolist()]
-    if total < _SPLIT_SCAN_BYTES or not forking.CAN_FORK:
-        return _in_part_order(_scan_parts(data, scan, set(names)), names), len(infos)
+    if sum(i.file_size for i in zf.infolist()) < _SPLIT_SCAN_BYTES or not forking.CAN_FORK:
+        return _in_part_order(_scan_parts(data, scan, set(names)), names), searched
+    # Every member goes to one half (each half searches what the whole search would: XML
+    # parts by name or by content type), the biggest first, each to the lighter half.
     halves: tuple[set[str], set[str]] = (set(), set())
     sizes = [0, 0]
-    for info in infos:  # the biggest first, each to the lighter half
+    for info in sorted(zf.infolist(), key=lambda i: i.file_size, reverse=True):
         side = 0 if sizes[0] <= sizes[1] else 1
         halves[side].add(info.filename)
         sizes[side] += info.file_size
     other = forking.start(_scan_parts, data, scan, halves[1])
-    leftovers = _scan_parts(data, scan, halves[0])
+    try:
+        leftovers = _scan_parts(data, scan, halves[0])
+    except BaseException:
+        other.discard()
+        raise
     theirs = other()
     if theirs is forking.FAILED:
         theirs = _scan_parts(data, scan, halves[1])
-    return _in_part_order([*leftovers, *theirs], names), len(infos)
+    return _in_part_order([*leftovers, *theirs], names), searched
 
 
 def _present(text: str, needles: list[str]) -> set[str]:
@@ -1253,52 +1256,48 @@ def execute_erasures(
             break
         result.refused.extend(refused)
         todo = [p for p in todo if p not in refused]
-    if not outcomes:
-        if not extra_edits:
-            return result
-        edits = list(extra_edits)
-    if outcomes and log is not None:
-        specs = [
-            _Spec(
-                o.plan.client_id,
-                o.plan.reason,
-                o.plan.scope,
-                o.plan.erased_fields if o.plan.scope == "partial" else (),
-                o.log_id,
-                o.plan.today,
-            )
-            for o in outcomes
-        ]
-        needles = [
-            (n, s, o.plan.client_id) for o in outcomes for n, s in [_needles(register, o.plan)]
-        ]
-        actions = _erase_backups(path, bdir, specs, key, needles, password=package.password)
-        result.backups = actions
-        backups_line = _backups_text(actions, lang)
-        assert scanned is not None
-        sha_after = hashlib.sha256(scanned.data).hexdigest()
-        result.sha256_after = sha_after
-        closing: list[CellEdit] = []
-        for o in outcomes:
-            o.row["sha_after"] = sha_after
-            o.row["verification"] = o.verification.text(lang, backups_line)
-            closing.extend(
-                log.row_edits(
-                    {"sha_after": o.row["sha_after"], "verification": o.row["verification"]},
-                    int(o.row.pop("_row")),
-                )
-            )
-        edits.extend(closing)
-        # The searched package gets only the log's last cells: the rows are not patched twice.
-        # Its proof is in two steps: the searched package against the workbook (under way
-        # since the search began), and the log's last cells against the searched package.
-        try:
-            scanned = patch_further(scanned, closing, verify=True, inline=True)
-        except BaseException:
-            if proof is not None:
-                proof()  # reap the check under way
-            raise
     try:
+        if not outcomes:
+            if not extra_edits:
+                return result
+            edits = list(extra_edits)
+        if outcomes and log is not None:
+            specs = [
+                _Spec(
+                    o.plan.client_id,
+                    o.plan.reason,
+                    o.plan.scope,
+                    o.plan.erased_fields if o.plan.scope == "partial" else (),
+                    o.log_id,
+                    o.plan.today,
+                )
+                for o in outcomes
+            ]
+            needles = [
+                (n, s, o.plan.client_id) for o in outcomes for n, s in [_needles(register, o.plan)]
+            ]
+            actions = _erase_backups(path, bdir, specs, key, needles, password=package.password)
+            result.backups = actions
+            backups_line = _backups_text(actions, lang)
+            assert scanned is not None
+            sha_after = hashlib.sha256(scanned.data).hexdigest()
+            result.sha256_after = sha_after
+            closing: list[CellEdit] = []
+            for o in outcomes:
+                o.row["sha_after"] = sha_after
+                o.row["verification"] = o.verification.text(lang, backups_line)
+                closing.extend(
+                    log.row_edits(
+                        {"sha_after": o.row["sha_after"], "verification": o.row["verification"]},
+                        int(o.row.pop("_row")),
+                    )
+                )
+            edits.extend(closing)
+            # The searched package gets only the log's last cells: the rows are not patched
+            # twice. Its proof is in two steps: the searched package against the workbook
+            # (under way since the search began), and the log's last cells against the
+            # searched package.
+            scanned = patch_further(scanned, closing, verify=True, inline=True)
         write = _write(
             path,
             edits,
@@ -1310,9 +1309,10 @@ def execute_erasures(
             proof=proof,
             meanwhile=(lambda: meanwhile(outcomes)) if meanwhile is not None else None,
         )
-    finally:
+    except BaseException:
         if proof is not None:
-            proof()  # collected by the write; reaped here if the write never got to it
+            proof.discard()  # the check under way for a patch that is not written
+        raise
     result.written = write.written
     result.sha256_written = write.sha256_after
     result.outcomes = outcomes
@@ -1458,7 +1458,7 @@ def _attempt(
     try:
         leftovers, parts = _scan_package(patched.data, scan)
     except BaseException:
-        proof()
+        proof.discard()
         raise
     for leftover in leftovers:
         refused.setdefault(leftover.client_id, []).append(leftover)
@@ -1469,7 +1469,7 @@ def _attempt(
                 plan.refusals.append(_leftover_refusal(refused[plan.client_id], plan.lang))
                 plan.scope = "none"
                 bad.append(plan)
-        proof()  # reaped: this patch is not written
+        proof.discard()  # this patch is not written
         return [], [], bad, None, None
     for o in outcomes:
         cid = o.plan.client_id

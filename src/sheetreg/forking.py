@@ -16,19 +16,44 @@ from typing import Any
 
 CAN_FORK = sys.platform.startswith("linux")
 
-Collector = Callable[[], Any]
 FAILED = object()  # what a collector returns when the child died or raised
+
+
+class Collector:
+    """What :func:`start` returns. Calling it gives the result, waiting for the child and
+    reaping it the first time; later calls give the same result (or FAILED if the first
+    call was interrupted). :meth:`discard` is for a result no longer wanted: it reaps the
+    child, and where nothing was forked it skips the work instead of doing it.
+    """
+
+    def __init__(self, collect: Callable[[], Any], *, lazy: bool) -> None:
+        self._collect: Callable[[], Any] | None = collect
+        self._lazy = lazy
+        self._result: Any = FAILED
+
+    def __call__(self) -> Any:
+        collect, self._collect = self._collect, None
+        if collect is not None:
+            self._result = collect()  # FAILED stays if this raises (e.g. Ctrl-C)
+        return self._result
+
+    def discard(self) -> None:
+        """Reap the child without wanting its result; run nothing if nothing was forked."""
+        if self._lazy:
+            self._collect = None
+        else:
+            self()
 
 
 def start(fn: Callable[..., Any], *args: Any, fork: bool = True) -> Collector:
     """Start ``fn(*args)`` beside this process; the returned function waits for its result.
 
     The collector returns the result, or :data:`FAILED` if the child could not deliver one;
-    it must be called (it reaps the child), and may be called again: it gives the same
-    result. ``fork=False`` runs ``fn`` in this process when first collected.
+    it must be called or discarded (that reaps the child), and may be called again: it gives
+    the same result. ``fork=False`` runs ``fn`` in this process when first collected.
     """
     if not (CAN_FORK and fork):
-        return _once(lambda: _in_process(fn, *args))
+        return Collector(lambda: _in_process(fn, *args), lazy=True)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: compute, send, vanish without running the parent's cleanup
@@ -53,19 +78,7 @@ def start(fn: Callable[..., Any], *args: Any, fork: bool = True) -> Collector:
             return FAILED
         return pickle.loads(payload)
 
-    return _once(collect)
-
-
-def _once(collect: Collector) -> Collector:
-    """``collect`` run on the first call only; later calls give its result again."""
-    done: list[Any] = []
-
-    def collect_once() -> Any:
-        if not done:
-            done.append(collect())
-        return done[0]
-
-    return collect_once
+    return Collector(collect, lazy=False)
 
 
 def _in_process(fn: Callable[..., Any], *args: Any) -> Any:

@@ -18,6 +18,7 @@ client ID, name or cell value.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -134,12 +135,14 @@ def run_weekly(
     # Validation needs nothing the other steps make: on Linux it runs on the second core
     # (a forked child sees the register as read) while the statuses are worked out here.
     big = _worth_forking(register)
-    validating = forking.start(validate, register, today, lang, fork=big)
-    # So do the keyed hashes of every phone and e-mail (for the suppression entries), on a
-    # big register whose key exists: two children, as the statuses take about as long here.
     key = load_key(path)
-    indexing = forking.start(suppression_index, register, key) if big and key else None
+    validating = forking.start(validate, register, today, lang, fork=big)
+    indexing: forking.Collector | None = None
     try:
+        # So do the keyed hashes of every phone and e-mail (for the suppression entries), on
+        # a big register whose key exists: two children, as the statuses take as long here.
+        if big and key:
+            indexing = forking.start(suppression_index, register, key)
         plans = due_erasures(register, today)
         if register.table("erasure_log") is None:
             _refuse_without_log(plans, register.path.name, lang)
@@ -166,16 +169,19 @@ def run_weekly(
         sections: dict[str, Any] = {}
 
         def prepare_report(erasing: list[Any]) -> None:
-            sections.update(
-                client_sections(
-                    register,
-                    statuses,
-                    erasing,
-                    today=today,
-                    lang=lang,
-                    start=period_start(previous, today),
+            # Done during the write: a failure here must not stop it (the report then makes
+            # these sections itself, after the write, and fails there if it must).
+            with contextlib.suppress(Exception):
+                sections.update(
+                    client_sections(
+                        register,
+                        statuses,
+                        erasing,
+                        today=today,
+                        lang=lang,
+                        start=period_start(previous, today),
+                    )
                 )
-            )
 
         erasure = execute_erasures(
             path,
@@ -186,12 +192,15 @@ def run_weekly(
             now=now,
             meanwhile=prepare_report,
         )
-    finally:
-        # Validation needs nothing of the write, nor the write of it: it is collected only
-        # now; and whatever happened, both children are reaped.
-        if indexing is not None:
-            indexing()
-        validation = validating()
+    except BaseException:
+        for child in (validating, indexing):
+            if child is not None:
+                child.discard()
+        raise
+    if indexing is not None:
+        indexing.discard()  # collected already, unless the flags were planned without it
+    # Validation needs nothing of the write, nor the write of it: it is collected only now.
+    validation = validating()
     if validation is forking.FAILED:  # the child died: do it here
         validation = validate(register, today, lang)
     if erasure.written:

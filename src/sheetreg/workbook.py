@@ -661,7 +661,7 @@ def write_cells(
     keep_backups: int = 10,
     password: str | None = None,
     patched: PatchResult | None = None,
-    proof: Callable[[], Any] | None = None,
+    proof: forking.Collector | None = None,
     meanwhile: Callable[[], None] | None = None,
 ) -> WriteResult:
     """Apply cell edits to a workbook safely; refuse (WriteRefused) rather than risk it.
@@ -730,7 +730,7 @@ def _write_checked(
     backups: Path,
     keep_backups: int,
     patched: PatchResult | None = None,
-    proof: Callable[[], Any] | None = None,
+    proof: forking.Collector | None = None,
     meanwhile: Callable[[], None] | None = None,
 ) -> WriteResult:
     """Patch, verify, (encrypt,) write aside, reopen, back up, look once more, replace."""
@@ -764,8 +764,10 @@ def _write_checked(
                 reopening = forking.start(_reopen_verdict, tmp, plan, package.password)
                 try:
                     meanwhile()
-                finally:
-                    reopened = reopening()
+                except BaseException:
+                    reopening.discard()
+                    raise
+                reopened = reopening()
                 if reopened is not None:
                     raise FidelityError(
                         reopened
@@ -773,8 +775,10 @@ def _write_checked(
                         else "reopen check: the check could not run; the original was left "
                         "in place."
                     )
-        finally:
-            verdict = fidelity()
+        except BaseException:
+            fidelity.discard()
+            raise
+        verdict = fidelity()
         if verdict is not None:
             raise FidelityError(
                 verdict
@@ -816,12 +820,12 @@ def _write_checked(
 
 def start_fidelity_check(
     original: bytes, result: PatchResult, plan: Sequence[CellEdit]
-) -> Callable[[], Any]:
+) -> forking.Collector:
     """Start the fidelity check of ``result`` against ``original``; returns its collector.
 
     The check needs only the two packages, so it runs on the second core (forking.py) while
     the caller goes on; the collector returns None when the patch is proven, else why not
-    (a message, or :data:`forking.FAILED`). It must be called exactly once.
+    (a message, or :data:`forking.FAILED`). It must be called, or discarded.
     """
     return forking.start(_fidelity_verdict, original, result, plan)
 

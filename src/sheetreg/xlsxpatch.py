@@ -350,6 +350,7 @@ class _Package:
                 raise error(f"{info.filename}: the package member is encrypted")
         # OPC part names are case-insensitive; relationship targets may differ in case.
         self._by_fold = {n.casefold(): n for n in self.names}
+        self._ends: dict[int, int] | None = None  # member start -> where its bytes end
 
     def has(self, name: str) -> bool:
         return name.casefold() in self._by_fold
@@ -360,17 +361,24 @@ class _Package:
     def member(self, info: zipfile.ZipInfo) -> memoryview | None:
         """The member's bytes as stored: local header, compressed data, data descriptor.
 
-        None when they cannot be delimited safely (ZIP64, a damaged header).
+        A member ends where the next one (or the central directory) starts; what lies between
+        its data and there must be nothing, or a data descriptor (12 to 24 bytes: with or
+        without its signature, ZIP64 or not). None when the bytes cannot be delimited so.
         """
         start = info.header_offset
         data = self.data
-        if info.compress_size >= 0xFFFFFFFF or data[start : start + 4] != b"PK\x03\x04":
+        if self._ends is None:
+            starts = sorted({i.header_offset for i in self.infos})
+            limit = getattr(self.zip, "start_dir", None)
+            if not isinstance(limit, int):
+                return None
+            self._ends = dict(zip(starts, [*starts[1:], limit], strict=True))
+        end = self._ends.get(start)
+        if end is None or data[start : start + 4] != b"PK\x03\x04":
             return None
         name_len, extra_len = struct.unpack_from("<2H", data, start + 26)
-        end = start + 30 + name_len + extra_len + info.compress_size
-        if info.flag_bits & 0x8:  # a data descriptor follows, with or without its signature
-            end += 16 if data[end : end + 4] == b"PK\x07\x08" else 12
-        if end > len(data):
+        gap = end - (start + 30 + name_len + extra_len + info.compress_size)
+        if gap != 0 and not (info.flag_bits & 0x8 and gap in (12, 16, 20, 24)):
             return None
         return memoryview(data)[start:end]
 
