@@ -624,6 +624,16 @@ def _reopen_check(tmp: Path, edits: Sequence[CellEdit], password: str | None = N
         ) from None
 
 
+def _refuse_unless_passed(verdict: Any, check: str) -> None:
+    """Raise FidelityError unless a check's verdict (None) says it passed."""
+    if verdict is not None:
+        raise FidelityError(
+            verdict
+            if isinstance(verdict, str)
+            else f"the {check} could not run; the original was left in place."
+        )
+
+
 def _reopen_verdict(tmp: Path, edits: Sequence[CellEdit], password: str | None) -> str | None:
     """:func:`_reopen_check` as a verdict (for a forked child): None, or why it failed."""
     try:
@@ -767,24 +777,11 @@ def _write_checked(
                 except BaseException:
                     reopening.discard()
                     raise
-                reopened = reopening()
-                if reopened is not None:
-                    raise FidelityError(
-                        reopened
-                        if isinstance(reopened, str)
-                        else "reopen check: the check could not run; the original was left "
-                        "in place."
-                    )
+                _refuse_unless_passed(reopening(), "reopen check")
         except BaseException:
             fidelity.discard()
             raise
-        verdict = fidelity()
-        if verdict is not None:
-            raise FidelityError(
-                verdict
-                if isinstance(verdict, str)
-                else "the fidelity check could not run; the original was left in place."
-            )
+        _refuse_unless_passed(fidelity(), "fidelity check")
         # The backup holds the bytes already checked against the snapshot (encrypted, if the
         # workbook is); it is made before the last look, so that nothing slow stands between
         # that look and the replace (a save by the user in between would be overwritten).
