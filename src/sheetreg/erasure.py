@@ -632,8 +632,8 @@ def _where(zf: zipfile.ZipFile, part: str, kind: str, test: Any, owners: dict[st
     return ""
 
 
-# Below this much XML a second process costs more than it saves: the fidelity check already
-# keeps the other core busy while the package is searched.
+# Below this much (uncompressed) package a second process costs more than it saves: the
+# fidelity check already keeps the other core busy while the package is searched.
 _SPLIT_SCAN_BYTES = 48 << 20
 
 
@@ -1313,6 +1313,8 @@ def execute_erasures(
         if proof is not None:
             proof.discard()  # the check under way for a patch that is not written
         raise
+    if proof is not None:
+        proof.discard()  # collected by the write (this only makes sure the child is reaped)
     result.written = write.written
     result.sha256_written = write.sha256_after
     result.outcomes = outcomes

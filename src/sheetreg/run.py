@@ -197,8 +197,6 @@ def run_weekly(
             if child is not None:
                 child.discard()
         raise
-    if indexing is not None:
-        indexing.discard()  # collected already, unless the flags were planned without it
     # Validation needs nothing of the write, nor the write of it: it is collected only now.
     validation = validating()
     if validation is forking.FAILED:  # the child died: do it here
