@@ -548,24 +548,6 @@ def _prepare_scan(
 # --- scanning the package ---------------------------------------------------------------------
 
 
-def _part_kind(name: str) -> str:
-    low = name.casefold()
-    base = posixpath.basename(low)
-    if "sharedstrings" in base:
-        return "shared-strings"
-    if "threadedcomment" in low:
-        return "threaded-comment"
-    if re.fullmatch(r"comments?\d*\.xml", base):  # Excel: comments1.xml; openpyxl: comment1.xml
-        return "comment"
-    if low.startswith(("xl/worksheets/", "xl/macrosheets/", "xl/dialogsheets/")):
-        return "sheet"
-    if base == "workbook.xml":
-        return "defined-name"
-    if low.startswith("docprops/"):
-        return "doc-property"
-    return "other"
-
-
 def _decode(raw: bytes) -> str:
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return raw.decode("utf-16", "replace")
@@ -688,7 +670,7 @@ def _in_part_order(leftovers: list[Leftover], names: list[str]) -> list[Leftover
 
 def _scan_parts(data: bytes, scan: _Scan, parts: set[str]) -> list[Leftover]:
     """Leftovers of the scan's values in the XML ``parts`` of ``data``."""
-    from sheetreg.xlsxpatch import find_text
+    from sheetreg.xlsxpatch import _part_kind, find_text
 
     leftovers: list[Leftover] = []
     needles = scan.needles
@@ -713,9 +695,7 @@ def _scan_parts(data: bytes, scan: _Scan, parts: set[str]) -> list[Leftover]:
             continue
         seen.add(key)
         text = needle.text.casefold()
-        kind = _part_kind(residue.part)
-        if kind == "other":
-            kind = residue.kind
+        kind = residue.kind
         if not needle.strong and kind == "doc-property":
             continue  # a lone first or last name there is the file's author, not a client
         leftovers.append(

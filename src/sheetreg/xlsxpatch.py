@@ -1364,18 +1364,9 @@ class _Patcher:
         """
         rx = sheet.rx
         first = plans[0].col
-        if content:
-            if b"extLst" in content:
-                return None
-            last = content.rfind(rx.cell_r_open)
-            if last < 0:
-                return None
-            ref_at = last + len(rx.cell_r_open)
-            if rx.cell_start.search(content, ref_at):
-                return None  # a later cell without a leading r attribute
-            letters = content[ref_at : content.find(b'"', ref_at)].rstrip(b"0123456789")
-            if _col_num(letters) >= first:
-                return None
+        last_col = _last_col(rx, content)
+        if last_col is None or last_col >= first:
+            return None
         cells = []
         row_style = self._row_style(raw_attrs)
         p = rx.prefix
@@ -1629,6 +1620,25 @@ def _grow_table(data: bytes, grown_rows: dict[int, set[int]]) -> bytes | None:
 
 
 # --- shared-string references ----------------------------------------------------------------
+
+
+def _last_col(rx: _SheetRx, content: bytes) -> int | None:
+    """The column number of a row's last cell (0 for an empty row), read from that cell only.
+
+    None when that is not certain: the last cell lacks a leading ``r`` attribute, a later
+    cell has none, or the row carries an extension list.
+    """
+    if not content:
+        return 0
+    if b"extLst" in content:
+        return None
+    last = content.rfind(rx.cell_r_open)
+    if last < 0:
+        return None
+    ref_at = last + len(rx.cell_r_open)
+    if rx.cell_start.search(content, ref_at):
+        return None  # a later cell without a leading r attribute
+    return _col_num(content[ref_at : content.find(b'"', ref_at)].rstrip(b"0123456789"))
 
 
 def _cell_tag_before(data: bytes, rx: _SheetRx, pos: int) -> tuple[int, bytes]:
@@ -2624,20 +2634,8 @@ class _SheetVerifier:
             self.d_pattern is not None and self._has_changed_ref(old_content)
         ):
             return False
-        last_col = 0
-        if old_content:
-            if b"extLst" in old_content:
-                return False
-            last = old_content.rfind(rx.cell_r_open)
-            if last < 0:
-                return False
-            ref_at = last + len(rx.cell_r_open)
-            if rx.cell_start.search(old_content, ref_at):
-                return False
-            last_col = _col_num(
-                old_content[ref_at : old_content.find(b'"', ref_at)].rstrip(b"0123456789")
-            )
-        if min(wanted) <= last_col:
+        last_col = _last_col(rx, old_content)
+        if last_col is None or min(wanted) <= last_col:
             return False  # an edit of an existing cell: not an append
         cells: dict[int, _OldCell] = {}
         pos = len(old_content)
