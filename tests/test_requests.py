@@ -315,13 +315,8 @@ def test_erasure_hands_over_or_waits(tmp_path):
     assert (item.action, item.todo) == ("erasure-plan", "planned")
     assert seen == [("A1003", TODAY, "fi")]
     default = _item(path, "E1")
-    try:
-        import sheetreg.retention  # noqa: F401
-    except ModuleNotFoundError:
-        assert default.action == "erasure-pending"
-    else:
-        assert default.action == "erasure-plan"
-        assert "sheetreg erase r.xlsx --client A1003 --reason request" in default.todo
+    assert default.action == "erasure-plan"
+    assert "sheetreg erase r.xlsx --client A1003 --reason request" in default.todo
     assert "Helmi" not in default.todo and "Nieminen" not in default.todo
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,8 +42,7 @@ ACTIONS = (
     "restrict",  # restrict processing, tell the recipients (Art. 18, 19)
     "set-column",  # Objection / Consent withdrawal: a column on the client's row must change
     "close-request",  # that column already says so: mark the request Done
-    "erasure-plan",  # an erasure plan from the retention feature
-    "erasure-pending",  # the retention feature is not installed: erase by hand or wait
+    "erasure-plan",  # an erasure plan (retention.plan_erasure): what goes, what is kept
     "fix-row",  # the row itself cannot be acted on (no date, unknown type or client)
 )
 
@@ -79,8 +77,6 @@ _TEXT: dict[str, dict[str, str]] = {
         "set-column": "Muuta {cell} ({column}) arvoon {value}.",
         "close-request": "{cell} ({column}) on jo {value}: merkitse pyyntö valmiiksi.",
         "objection-note": "Suoramarkkinoinnin vastustus on ehdoton (21 art. 3 k.).",
-        "erasure-pending": "Poisto odottaa: tee poistosuunnitelma, kun poisto-ominaisuus on "
-        "käytössä, tai poista tiedot käsin ottaen huomioon avoimet laskut ja kirjanpitolain.",
         "erasure-plan-full": "Poistosuunnitelma: {fields} tietoa poistetaan nyt ja "
         "asiakasnumero korvataan viitteellä; säilytetään: {kept}; ilmoita {recipients} "
         "vastaanottajalle (19 art.). Tarkista ja toteuta: {command}",
@@ -128,8 +124,6 @@ _TEXT: dict[str, dict[str, str]] = {
         "set-column": "Set {cell} ({column}) to {value}.",
         "close-request": "{cell} ({column}) already says {value}: mark the request Done.",
         "objection-note": "An objection to direct marketing is absolute (Art. 21(3)).",
-        "erasure-pending": "Erasure pending: plan it once the erasure feature is installed, or "
-        "erase by hand, minding open invoices and the Accounting Act.",
         "erasure-plan-full": "Erasure plan: {fields} fields are erased now and the client ID "
         "becomes a pseudonymous reference; kept: {kept}; tell {recipients} recipients "
         "(Art. 19). Review and execute: {command}",
@@ -332,8 +326,8 @@ def plan_requests(
 ) -> RequestsPlan:
     """Plan the Requests sheet of ``register`` as of ``today``; messages in ``lang``.
 
-    ``erasure`` turns an Erasure request into ``(action, todo)``; by default the retention
-    feature's erasure plan is used when it is installed, else the request is listed as pending.
+    ``erasure`` turns an Erasure request into ``(action, todo)``; by default it is the
+    summary of the erasure plan (retention.plan_erasure).
     """
     lang = lang or register.lang
     table = register.table("requests")
@@ -351,7 +345,7 @@ def plan_requests(
 
     client_index = _client_index(register.table("clients"))
     disclosure_rows = _client_index(register.table("disclosures"))
-    handover = erasure or _default_erasure_handover()
+    handover = erasure or _retention_erasure
     has_due = table.has("due")
     plan.outcome_column = table.has("outcome")
     if not has_due:
@@ -560,25 +554,6 @@ def _column_change(register: Register, item: RequestItem, lang: str) -> tuple[st
     return "set-column", text(lang, "set-column", cell=cell, column=column, value=value) + note
 
 
-def _pending_erasure(
-    register: Register, item: RequestItem, today: dt.date, lang: str
-) -> tuple[str, str]:
-    return "erasure-pending", text(lang, "erasure-pending")
-
-
-def _default_erasure_handover() -> ErasureHandover:
-    """The retention feature's erasure plan when installed, else "pending"."""
-    try:
-        retention = importlib.import_module("sheetreg.retention")
-    except ModuleNotFoundError as exc:
-        if exc.name != "sheetreg.retention":
-            raise
-        return _pending_erasure
-    if not hasattr(retention, "plan_erasure"):
-        return _pending_erasure
-    return _retention_erasure
-
-
 _HOLD_WORDS = {
     "open-invoice": ("avoin lasku", "open invoice"),
     "debt-collection": ("perintä", "debt collection"),
@@ -590,13 +565,14 @@ _HOLD_WORDS = {
 def _retention_erasure(
     register: Register, item: RequestItem, today: dt.date, lang: str
 ) -> tuple[str, str]:
-    """Hand an Erasure request over to the retention feature's erasure plan (a summary).
+    """Hand an Erasure request over to the erasure plan (a summary).
 
     The summary names kinds of holds, dates, counts and the command to run, never a cell's
     text: a hold reason is free text and may name someone.
     """
-    retention = importlib.import_module("sheetreg.retention")
-    plan = retention.plan_erasure(register, item.client_id or "", today, "request", lang=lang)
+    from sheetreg.retention import plan_erasure
+
+    plan = plan_erasure(register, item.client_id or "", today, "request", lang=lang)
     command = f"sheetreg erase {register.path.name} --client {item.client_id} --reason request"
     kept = []
     for hold in plan.kept:
