@@ -404,3 +404,61 @@ def test_work_done_while_a_child_reads_the_file_back(reg, monkeypatch, fails):
         assert cell(reg, "Asiakkaat", "S2") == "x"
     assert done == [os.getpid()]  # done here, in this process
     assert not [p for p in reg.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_big_sheets_read_on_two_threads_read_the_same(register_path, monkeypatch):
+    """Sheets parsed by the second thread give the same register; a damaged one is named."""
+    import zipfile
+
+    from sheetreg import workbook as wbmod
+    from sheetreg.errors import UnusableWorkbook
+
+    clients = [client(client_id=f"A{1000 + i}", email=f"c{i}@example.fi") for i in range(40)]
+    invoices = [
+        {"invoice_number": 5000 + i, "client_id": f"A{1000 + i}", "amount": 80.0} for i in range(40)
+    ]
+    path = register_path(clients=clients, invoices=invoices)
+    monkeypatch.setattr(wbmod, "PARSE_ASIDE_BYTES", 1 << 40)
+    alone = read_register(path)
+    monkeypatch.setattr(wbmod, "PARSE_ASIDE_BYTES", 0)
+    parts = sheet_parts(path.read_bytes())
+    sizes = dict.fromkeys(parts.values(), 1)
+    assert wbmod._sheets_aside(list(parts), parts, sizes), "the second thread takes sheets"
+    both = read_register(path)
+    for key, table in alone.tables.items():
+        assert both.tables[key].rows == table.rows
+        assert both.tables[key].header == table.header
+    assert both.other_sheets == alone.other_sheets and both.settings == alone.settings
+
+    # A sheet the second thread cannot parse is refused as in the first, by name.
+    data = path.read_bytes()
+    aside = wbmod._sheets_aside(list(parts), parts, sizes)
+    broken = path.with_name("broken.xlsx")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename == parts[aside[0]]:
+                body = body.replace(b"<sheetData>", b"<sheetData><row r=", 1)
+            dst.writestr(info, body)
+    assert data != broken.read_bytes()
+    with pytest.raises(UnusableWorkbook, match=f"sheet {aside[0]}: the sheet cannot be read"):
+        read_register(broken)
+
+
+def test_reopen_check_reads_two_sheets_at_once(reg, monkeypatch):
+    """An erasure's edits in several sheets are read back by two threads; a wrong one fails."""
+    from sheetreg import workbook as wbmod
+    from sheetreg.errors import FidelityError
+    from sheetreg.workbook import _reopen_check
+    from sheetreg.xlsxpatch import CellEdit
+
+    monkeypatch.setattr(wbmod, "PARSE_ASIDE_BYTES", 0)
+    names = list(sheet_parts(reg.read_bytes()))
+    write_cells(reg, {f"{names[0]}!B2": "uusi", f"{names[1]}!B2": "toinen"})
+    good = [CellEdit(names[0], "B2", "uusi"), CellEdit(names[1], "B2", "toinen")]
+    _reopen_check(reg, good)
+    for n in (0, 1):
+        bad = list(good)
+        bad[n] = CellEdit(names[n], "B2", "jokin muu")
+        with pytest.raises(FidelityError, match=f"{names[n]}!B2 does not read back"):
+            _reopen_check(reg, bad)

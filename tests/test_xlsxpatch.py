@@ -1322,3 +1322,86 @@ def test_patch_further_is_one_patch_of_the_original(register: bytes):
     assert {"xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml"} <= set(result.changed_parts)
     with pytest.raises(FidelityError):
         verify_patch(register, result, first)
+
+
+# --- the bulk proof of many edits (flag writes a status on every row) -----------------------
+
+
+@pytest.fixture
+def bulk(monkeypatch: pytest.MonkeyPatch) -> list[bool | str]:
+    """The bulk proof tried for any number of edits; the list records what it concluded
+    (True, False, or "raised" when it found a fault itself)."""
+    import sheetreg.xlsxpatch as xp
+
+    monkeypatch.setattr(xp, "_BULK_PROOF_CELLS", 1)
+    seen: list[bool | str] = []
+    original = xp._SheetVerifier._run_bulk
+
+    def spy(self: xp._SheetVerifier, *args: int) -> bool:
+        try:
+            proven = original(self, *args)
+        except FidelityError:
+            seen.append("raised")
+            raise
+        seen.append(proven)
+        return proven
+
+    monkeypatch.setattr(xp._SheetVerifier, "_run_bulk", spy)
+    return seen
+
+
+def _status_edits() -> list[CellEdit]:
+    """A status on every row (appended cells), a surname replaced and a date in the middle."""
+    edits = [CellEdit("Asiakkaat", f"L{r}", f"Tila {r % 3}") for r in range(2, 202)]
+    edits += [CellEdit("Asiakkaat", f"C{r}", f"Uusi {r}") for r in range(10, 200, 40)]
+    edits.append(CellEdit("Asiakkaat", "I30", dt.date(2026, 11, 25)))
+    return edits
+
+
+def test_bulk_proof_takes_a_flag_of_every_row(register: bytes, bulk: list[bool | str]):
+    """A status on every row is proven without a walk of the rows, the first and next time."""
+    edits = _status_edits()
+    first = patch_workbook(register, edits, residues=False, inline=True)
+    verify_patch(register, first, edits)
+    assert bulk == [True]
+    again = [CellEdit("Asiakkaat", f"L{r}", None if r % 5 == 0 else "Uusi") for r in range(2, 202)]
+    second = patch_workbook(first.data, again, residues=False, inline=True)
+    verify_patch(first.data, second, again)
+    assert bulk == [True, True]
+    assert calamine_cells(second.data, "Asiakkaat")["L6"] == "Uusi"
+    assert "L5" not in calamine_cells(second.data, "Asiakkaat")
+
+
+def _tampered_sheets(sheet: bytes) -> dict[str, bytes]:
+    def cell(ref: str) -> bytes:
+        m = re.search(rb'<c r="' + ref.encode() + rb'"[^>]*>.*?</c>', sheet)
+        assert m is not None
+        return m[0]
+
+    l50, l80 = cell("L50"), cell("L80")
+    moved = sheet.replace(l50, b"", 1).replace(cell("J49"), cell("J49") + l50, 1)
+    return {
+        "wrong value": sheet.replace(l50, l50.replace(b"Tila 2", b"Tila 1"), 1),
+        "cell in another row": moved,
+        "other cell": sheet.replace(cell("A20"), cell("A20").replace(b"<v>", b"<v>1", 1), 1),
+        "unplanned cell": sheet.replace(l80, l80 + b'<c r="M80"><v>1</v></c>', 1),
+        "out of column order": sheet.replace(l80, b"", 1).replace(
+            cell("A80"), l80 + cell("A80"), 1
+        ),
+        "twice": sheet.replace(l80, l80 + l80, 1),
+        "row attribute": sheet.replace(b'<row r="60"', b'<row r="60" hidden="1"', 1),
+    }
+
+
+def test_bulk_proof_never_passes_a_bad_result(register: bytes, bulk: list[bool | str]):
+    """Each tampering is refused: the bulk proof finds it or hands over to the row walk."""
+    edits = _status_edits()
+    good = patch_workbook(register, edits, residues=False, inline=True)
+    sheet = members(good.data)["xl/worksheets/sheet1.xml"]
+    for name, bad_sheet in _tampered_sheets(sheet).items():
+        assert bad_sheet != sheet, name
+        bad = replace(good, data=rezip(good.data, {"xl/worksheets/sheet1.xml": bad_sheet}))
+        bulk.clear()
+        with pytest.raises(FidelityError):
+            verify_patch(register, bad, edits)
+        assert bulk in ([False], ["raised"]), name

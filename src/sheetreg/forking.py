@@ -1,8 +1,9 @@
 """Work on the second core: a forked child computes one result and sends it back pickled.
 
-python-calamine holds the GIL while it parses, so threads cannot overlap with it; a forked
-child can, and it shares the parent's memory copy-on-write (the workbook's bytes are not
-copied or pickled). Only Linux forks here: on macOS fork is unsafe with system frameworks and
+python-calamine holds the GIL while it turns a sheet into Python values, and so does most
+Python work; a forked child overlaps with both, and it shares the parent's memory
+copy-on-write (the workbook's bytes are not copied or pickled). (calamine does let go of the
+GIL while it parses a sheet: workbook.py parses two big sheets at once in two threads.) Only Linux forks here: on macOS fork is unsafe with system frameworks and
 on Windows it does not exist, so there the work runs in-process when collected.
 """
 

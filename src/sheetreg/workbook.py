@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -253,8 +254,8 @@ def _formula_cells_by_sheet(
 ) -> dict[str, list[tuple[int, int]]]:
     """(column, row) of every formula cell in the given sheets' parts.
 
-    Runs beside python-calamine in a thread: zlib releases the GIL while it inflates, so on
-    a multi-core machine the scan costs little extra. The XML is read in chunks, so a
+    Runs beside python-calamine: in the thread that parses some big sheets (zlib lets go of
+    the GIL while it inflates), or else in a forked child. The XML is read in chunks, so a
     100,000-row sheet never sits in memory whole a second time.
     """
     found: dict[str, list[tuple[int, int]]] = {}
@@ -324,7 +325,8 @@ def _read_register(
     if package is None:
         package = load_package(path)
     data = package.plain
-    _open_zip(path, data).close()
+    with _open_zip(path, data) as zf:
+        sizes = {i.filename: i.file_size for i in zf.infolist()}
     try:
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
         names = list(wb.sheet_names)
@@ -350,26 +352,36 @@ def _read_register(
         for n in names
         if n in parts and match_sheet(n) in DATA_SHEETS and _wanted(match_sheet(n), sheets)
     }
-    # Beside python-calamine, on the second core (see forking.py).
-    collect_formulas = forking.start(_formula_cells_by_sheet, data, data_parts, fork=fork)
+    wanted = [n for n in names if _wanted(match_sheet(n), sheets)]
+    split = _sheets_aside(wanted, parts, sizes)
+    if split:
+        # A thread parses some big sheets and then scans for formulas, beside this one.
+        aside = _SheetsAside(data, split, data_parts)
+        collect_formulas: Callable[[], Any] = aside.formulas
+    else:  # the scan beside python-calamine, on the second core (see forking.py)
+        aside = _SheetsAside(data, [])
+        collect_formulas = forking.start(_formula_cells_by_sheet, data, data_parts, fork=fork)
     try:
         tables: dict[str, Table] = {}
         merged: dict[str, list[str]] = {}
         other: dict[str, tuple[tuple[int, int], list[list[Any]]]] = {}
-        for name in names:
-            spec = match_sheet(name)
-            if not _wanted(spec, sheets):
-                continue
+
+        def load(name: str) -> tuple[list[list[Any]], tuple[int, int], list[Any]]:
             try:
-                sheet = wb.get_sheet_by_name(name)
-                grid = sheet.to_python()
-                start = sheet.start or (0, 0)
-                ranges = (sheet.merged_cell_ranges or []) if spec in DATA_SHEETS else []
+                sheet = aside.sheet(name) if name in aside.names else wb.get_sheet_by_name(name)
+                ranges = sheet.merged_cell_ranges if match_sheet(name) in DATA_SHEETS else []
+                return sheet.to_python(), sheet.start or (0, 0), ranges or []
             except Exception:
                 raise UnusableWorkbook(
                     f"{path.name}, sheet {name}: the sheet cannot be read (damaged). / "
                     "Välilehteä ei voi lukea."
                 ) from None
+
+        # This thread's own sheets first, while the other thread parses its own.
+        loaded = {name: load(name) for name in wanted if name not in aside.names}
+        for name in wanted:
+            spec = match_sheet(name)
+            grid, start, ranges = loaded.pop(name) if name in loaded else load(name)
             if spec is None or spec.key in tables or not spec.columns:
                 other[name] = (start, grid)
                 continue
@@ -380,6 +392,7 @@ def _read_register(
                     for a, b in ranges
                 ]
     finally:
+        aside.join()
         formulas = collect_formulas()
     if formulas is forking.FAILED:
         raise UnusableWorkbook(
@@ -408,6 +421,89 @@ def _read_register(
     return Register(
         snapshot, names, tables, settings, settings_rows, lang, formula_cells, merged, other
     )
+
+
+PARSE_ASIDE_BYTES = 1 << 20  # a sheet's XML from which a second thread parses some sheets
+
+
+def _sheets_aside(
+    names: Sequence[str], parts: Mapping[str, str], sizes: Mapping[str, int]
+) -> list[str]:
+    """The sheets a second thread parses: about half the XML, when there is much of it.
+
+    The biggest sheet stays here; the others go where less is queued, biggest first.
+    """
+    size = {n: sizes.get(parts.get(n, ""), 0) for n in names}
+    big = sorted(names, key=lambda n: -size[n])
+    if len(big) < 2 or size[big[1]] < PARSE_ASIDE_BYTES:
+        return []
+    here, there = size[big[0]], 0
+    aside = []
+    for name in big[1:]:
+        if there < here:
+            aside.append(name)
+            there += size[name]
+        else:
+            here += size[name]
+    return aside
+
+
+class _SheetsAside:
+    """Sheets parsed by python-calamine in a thread, with a workbook object of its own, and
+    then the formula scan of ``parts`` (:func:`_formula_cells_by_sheet`).
+
+    calamine lets go of the GIL while it parses a sheet (though not while it turns one into
+    Python values), and zlib while it inflates, so this runs on the second core. A failure
+    is kept and raised where the sheet is asked for, as the same call would raise in the
+    reader itself; a failed scan is :data:`forking.FAILED`, as from a forked child.
+    """
+
+    def __init__(
+        self, data: bytes, names: Sequence[str], parts: Mapping[str, str] | None = None
+    ) -> None:
+        self.names = frozenset(names)
+        self._sheets: dict[str, Any] = {}
+        self._formulas: Any = forking.FAILED
+        self._thread: threading.Thread | None = None
+        if names:
+            self._thread = threading.Thread(target=self._run, args=(data, list(names), parts))
+            self._thread.start()
+
+    def _run(self, data: bytes, names: list[str], parts: Mapping[str, str]) -> None:
+        import python_calamine as pc
+
+        try:
+            wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        except Exception as exc:  # calamine raises several error types
+            self._sheets = dict.fromkeys(names, exc)
+        else:
+            for name in names:
+                try:
+                    self._sheets[name] = wb.get_sheet_by_name(name)
+                except Exception as exc:
+                    self._sheets[name] = exc
+            del wb
+        if parts is not None:
+            with contextlib.suppress(Exception):
+                self._formulas = _formula_cells_by_sheet(data, parts)
+
+    def formulas(self) -> Any:
+        """The formula scan's result (waits for the thread), or forking.FAILED."""
+        self.join()
+        return self._formulas
+
+    def sheet(self, name: str) -> Any:
+        """The parsed sheet (waits for the thread); raises what parsing it raised."""
+        self.join()
+        got = self._sheets.get(name)
+        if got is None or isinstance(got, Exception):
+            raise got or LookupError(name)
+        return got
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 def _read_settings(table: Table | None) -> tuple[dict[str, str], dict[str, int]]:
@@ -578,19 +674,32 @@ def _reopen_check(tmp: Path, edits: Sequence[CellEdit], password: str | None = N
     """
     import python_calamine as pc
 
+    from sheetreg.xlsxpatch import sheet_parts
+
+    aside: _SheetsAside | None = None
     try:
-        if password is None:
-            wb = pc.CalamineWorkbook.from_path(str(tmp))
-        else:
-            plain = crypto.decrypt(tmp.read_bytes(), password, source=tmp.name)
-            wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(plain))
+        plain = tmp.read_bytes()
+        if password is not None:
+            plain = crypto.decrypt(plain, password, source=tmp.name)
+        wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(plain))
         # Sheet names are matched as Excel does (and the patcher): ignoring case.
         actual = {n.casefold(): n for n in wb.sheet_names}
         by_sheet: dict[str, list[CellEdit]] = {}
         for edit in edits:
             by_sheet.setdefault(actual.get(edit.sheet.casefold(), edit.sheet), []).append(edit)
+        if len(by_sheet) > 1:  # two big sheets (an erasure's) are read back at once
+            with zipfile.ZipFile(io.BytesIO(plain)) as zf:
+                sizes = {i.filename: i.file_size for i in zf.infolist()}
+            aside = _SheetsAside(plain, _sheets_aside(list(by_sheet), sheet_parts(plain), sizes))
+            by_sheet = {
+                **{n: e for n, e in by_sheet.items() if n not in aside.names},
+                **{n: e for n, e in by_sheet.items() if n in aside.names},
+            }
         for name, sheet_edits in by_sheet.items():
-            sheet = wb.get_sheet_by_name(name)
+            if aside is not None and name in aside.names:
+                sheet = aside.sheet(name)
+            else:
+                sheet = wb.get_sheet_by_name(name)
             r0, c0 = sheet.start or (0, 0)
             wanted: dict[int, list[tuple[int, CellEdit]]] = {}  # 0-based row in the sheet
             for edit in sheet_edits:
@@ -622,6 +731,9 @@ def _reopen_check(tmp: Path, edits: Sequence[CellEdit], password: str | None = N
             "reopen check: the written workbook could not be read back; the original was left "
             "in place."
         ) from None
+    finally:
+        if aside is not None:
+            aside.join()
 
 
 def _refuse_unless_passed(verdict: Any, check: str) -> None:

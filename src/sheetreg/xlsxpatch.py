@@ -2331,6 +2331,16 @@ def _position_name(data: bytes, rx: _SheetRx, pos: int) -> str:
     return f"byte {pos}"
 
 
+_BULK_PROOF_CELLS = 256  # from this many edits in a sheet, the bulk proof is tried first
+
+
+@functools.lru_cache(maxsize=8)
+def _row_spans_rx(rx: _SheetRx) -> re.Pattern[bytes]:
+    """A row start tag's ``spans`` hint (group 1: the tag before it), to mask it."""
+    p = re.escape(rx.prefix)
+    return re.compile(rb"(<" + p + rb"""row\s[^>]*?)\sspans\s*=\s*["'][^"']*["']""")
+
+
 def _first_difference(a: bytes, b: bytes) -> int:
     lo, hi = 0, min(len(a), len(b))
     while lo < hi:  # binary search on prefix equality: C-speed compares
@@ -2401,6 +2411,12 @@ class _SheetVerifier:
         sd_o, bs_o, be_o = _sheet_body(old, rx, part, FidelityError)
         sd_n, bs_n, be_n = _sheet_body(new, rx, part, FidelityError)
         self._compare_outside(sd_o, be_o, sd_n, be_n)
+        if (
+            self.plan is not None
+            and len(self.plan.cells) >= _BULK_PROOF_CELLS
+            and self._run_bulk(bs_o, be_o, bs_n, be_n)
+        ):
+            return
         by_row = self.plan.by_row() if self.plan else {}
         rows = sorted(by_row)
         old_loc = self._locate(old, bs_o, be_o, rows)
@@ -2415,6 +2431,94 @@ class _SheetVerifier:
             po, pn = eo, en
         self._compare_segment(po, be_o, pn, be_n)
         self._feed(b"", final=True)
+
+    def _run_bulk(self, bs_o: int, be_o: int, bs_n: int, be_n: int) -> bool:
+        """Many edits (flag writes a status on every row), proven without a walk of the rows.
+
+        The edited cells are cut out of both bodies and the rest compared as bytes (row
+        ``spans`` hints aside); then each written cell must sit in its own row between its
+        neighbours in column order, be well-formed and decode to the value written. True when
+        that proves the sheet; False when its shape needs the row walk, which also names
+        what is wrong. Cells are found by a leading ``r`` attribute, as the patcher writes
+        them; a shape this does not expect is never taken as proof.
+        """
+        plan, rx, old, new = self.plan, self.rx, self.old, self.new
+        assert plan is not None
+        if self.d_pattern is not None:
+            return False  # renumbered shared strings: the walk decodes the rows that refer
+        letters = sorted({_COLS[col].encode() for _, col in plan.cells})
+        find = re.compile(re.escape(rx.cell_r_open) + rb"(" + b"|".join(letters) + rb')(\d+)"')
+        old_cut = self._cut_planned(old, bs_o, be_o, find)
+        new_cut = self._cut_planned(new, bs_n, be_n, find)
+        if old_cut is None or new_cut is None:
+            return False
+        (old_rest, _), (new_rest, found) = old_cut, new_cut
+        if old_rest != new_rest:
+            spans, keep = _row_spans_rx(rx), operator.itemgetter(1)
+            if spans.sub(keep, old_rest) != spans.sub(keep, new_rest):
+                return False
+        for key, p in plan.cells.items():
+            if p.value is not None and key not in found:
+                return False
+        row_open = b"<" + rx.prefix + b"row"
+        proven: set[tuple[bytes, bytes | None, CellValue]] = set()
+        for (rnum, col), m in found.items():
+            start, end = m.span()
+            at = new.rfind(row_open, bs_n, start)
+            row = rx.row_start.match(new, at) if at >= 0 else None
+            if row is None or row[2] or not row[1].startswith(b' r="'):
+                return False
+            if _row_number(row[1], 0) != rnum:
+                return False
+            lt, tag = _cell_tag_before(new, rx, start)
+            if lt > at:  # a cell before it in the row: it ends here, at a lower column
+                before = rx.cell.match(new, lt)
+                ref = _CELL_R.search(tag)
+                if before is None or before.end() != start or ref is None:
+                    return False
+                if int(ref[2]) != rnum or _col_num(ref[1]) >= col:
+                    return False
+            elif row.end() != start:
+                return False
+            if not new.startswith(rx.row_close, end):  # a cell after it, at a higher column
+                if not new.startswith(rx.cell_r_open, end):
+                    return False
+                ref = _CELL_R.match(new, end + len(rx.cell_r_open) - 4)
+                if ref is None or int(ref[2]) != rnum or _col_num(ref[1]) <= col:
+                    return False
+            # The same attributes (r aside), content and value: proven once for all rows.
+            p = plan.cells[rnum, col]
+            seen = (m[1][m[1].index(b'"', 4) + 1 :], m[2], p.value)
+            if seen not in proven:
+                cell = _OldCell(start, end, col, True, _attrs(m[1]), m[2] or b"")
+                self._check_edited({col: cell}, {col: p}, rnum)
+                proven.add(seen)
+        self._feed(b"".join(m[0] for m in found.values()))
+        self._feed(b"", final=True)
+        return True
+
+    def _cut_planned(
+        self, data: bytes, start: int, end: int, find: re.Pattern[bytes]
+    ) -> tuple[bytes, dict[tuple[int, int], re.Match[bytes]]] | None:
+        """The body without the cells at planned references, and those cells (None when a
+        reference occurs twice or a cell is malformed)."""
+        planned = self.plan.cells if self.plan else {}
+        cell = self.rx.cell
+        found: dict[tuple[int, int], re.Match[bytes]] = {}
+        pieces = []
+        pos = start
+        for m in find.finditer(data, start, end):
+            key = (int(m[2]), _col_num(m[1]))
+            if key not in planned:
+                continue
+            c = cell.match(data, m.start(), end)
+            if c is None or key in found or c.start() < pos:
+                return None
+            found[key] = c
+            pieces.append(data[pos : c.start()])
+            pos = c.end()
+        pieces.append(data[pos:end])
+        return b"".join(pieces), found
 
     def _feed(self, fragment: bytes, *, final: bool = False) -> None:
         """Check that every rewritten row is well-formed XML (the rest equals the original).
@@ -2763,9 +2867,12 @@ class _SheetVerifier:
             return o.inner == n.inner
         if rx.v.sub(b"", o.inner) != rx.v.sub(b"", n.inner):
             return False
-        return _decode_value(o.attrs, o.inner, rx, self.ctx.old_sst) == _decode_value(
-            n.attrs, n.inner, rx, self.ctx.new_sst
-        )
+        try:
+            return _decode_value(o.attrs, o.inner, rx, self.ctx.old_sst) == _decode_value(
+                n.attrs, n.inner, rx, self.ctx.new_sst
+            )
+        except PatchError:  # a reference to a string that does not exist: not the same
+            return False
 
     def _check_edited(
         self, cells: dict[int, _OldCell], wanted: dict[int, _CellPlan], rnum: int
