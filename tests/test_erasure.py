@@ -321,15 +321,25 @@ def test_english_workbook_gets_an_english_log(tmp_path):
 # --- the proof ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("search", ["one-process", "two-processes"])
+@pytest.mark.parametrize("search", ["one-process", "two-processes", "prepared-here"])
 def test_values_in_a_comment_and_document_properties_are_refused_then_erased(
     tmp_path, monkeypatch, search
 ):
     """Name, phone, e-mail and address in a comment and document properties: the erasure is
     refused naming those parts; once removed, the workbook and every backup are clean. The
-    search of a big package is split between two processes: here forced on a small one."""
+    search of a big package is split between two processes: here forced on a small one.
+    What to search for is prepared in a child; if the child fails, here instead."""
     if search == "two-processes":
         monkeypatch.setattr(erasure, "_SPLIT_SCAN_BYTES", 0)
+    if search == "prepared-here":
+        real_start = erasure.forking.start
+
+        def start(fn, *args, **kwargs):
+            if fn is erasure._prepare:
+                return erasure.forking.Collector(lambda: erasure.forking.FAILED, lazy=True)
+            return real_start(fn, *args, **kwargs)
+
+        monkeypatch.setattr(erasure.forking, "start", start)
     path = make(tmp_path)
     wb = openpyxl.load_workbook(path)
     wb["Asiakkaat"]["R2"].comment = Comment(

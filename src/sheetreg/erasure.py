@@ -476,6 +476,13 @@ class _Scan:
     in_cells: list[Leftover] = field(default_factory=list)
 
 
+def _prepare(
+    register: Register, plans: Sequence[ErasurePlan], changed: set[tuple[str, str]]
+) -> _Scan:
+    """The search's needles and the leftovers already in cells, once ``changed`` are blank."""
+    return _prepare_scan(register, plans, _Retained(register, changed))
+
+
 def _prepare_scan(
     register: Register,
     plans: Sequence[ErasurePlan],
@@ -1417,11 +1424,6 @@ def _attempt(
         )
     # Extra edits (status flags) must not touch the erasures' cells.
     edits.extend(e for e in extra_edits if (e.sheet, e.cell) not in changed)
-    retained = _Retained(register, changed)
-    scan = _prepare_scan(register, plans, retained)
-    refused: dict[str, list[Leftover]] = {}
-    for leftover in scan.in_cells:
-        refused.setdefault(leftover.client_id, []).append(leftover)
     log_edits = list(log.header_edits)
     for o in outcomes:
         log_edits.extend(
@@ -1429,13 +1431,26 @@ def _attempt(
                 {k: v for k, v in o.row.items() if not k.startswith("_")}, int(o.row["_row"])
             )
         )
+    # What the search looks for needs nothing of the patch: on the second core meanwhile.
+    preparing = forking.start(_prepare, register, plans, changed)
+    try:
+        patched = patch_workbook(data, [*edits, *log_edits], residues=False, inline=True)
+    except BaseException:
+        preparing.discard()
+        raise
+    scan = preparing()
+    if scan is forking.FAILED:  # the child could not: here, where an error shows as it is
+        scan = _prepare(register, plans, changed)
+    refused: dict[str, list[Leftover]] = {}
+    for leftover in scan.in_cells:
+        refused.setdefault(leftover.client_id, []).append(leftover)
+    for o in outcomes:
         # The log row itself must hold none of the erased values.
         for needle in scan.needles:
             if any(needle.text.casefold() in v.casefold() for v in o.row.values()):
                 refused.setdefault(needle.client_id, []).append(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
-    patched = patch_workbook(data, [*edits, *log_edits], residues=False, inline=True)
     proof = start_fidelity_check(data, patched, [*edits, *log_edits])
     try:
         leftovers, parts = _scan_package(patched.data, scan)

@@ -3,8 +3,9 @@
 python-calamine holds the GIL while it turns a sheet into Python values, and so does most
 Python work; a forked child overlaps with both, and it shares the parent's memory
 copy-on-write (the workbook's bytes are not copied or pickled). (calamine does let go of the
-GIL while it parses a sheet: workbook.py parses two big sheets at once in two threads.) Only Linux forks here: on macOS fork is unsafe with system frameworks and
-on Windows it does not exist, so there the work runs in-process when collected.
+GIL while it parses a sheet: workbook.py parses two big sheets at once in two threads.)
+Only Linux forks here: on macOS fork is unsafe with system frameworks and on Windows it
+does not exist, so there the work runs in-process when collected.
 """
 
 from __future__ import annotations

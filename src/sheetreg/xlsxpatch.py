@@ -1189,6 +1189,19 @@ class _Patcher:
             if m is None:
                 break
             out += view[pos:at]
+            if not m[2]:  # the common case: cells appended after the row's last one
+                close = data.find(rx.row_close, m.end(), body_end)
+                if close < 0:
+                    raise PatchError(f"{part}: row {rnum} is not closed")
+                appended = self._append_cells(sheet, m[1], data, (m.end(), close), by_row[rnum])
+                if appended is not None:
+                    out += appended[0]
+                    out += view[m.end() : close]
+                    out += appended[1]
+                    pos = close + len(rx.row_close)
+                    prev = rnum
+                    i += 1
+                    continue
             content, end = _row_body(data, m, rx, body_end, f"{part}: row {rnum}")
             patched = self._patch_row(sheet, m[1], content, by_row[rnum])
             out += view[at:end] if patched is None else patched
@@ -1315,9 +1328,9 @@ class _Patcher:
         self, sheet: _SheetContext, raw_attrs: bytes, content: bytes, plans: list[_CellPlan]
     ) -> bytes | None:
         """The row with ``plans`` applied; None when it stays exactly as it was."""
-        appended = self._append_cells(sheet, raw_attrs, content, plans)
+        appended = self._append_cells(sheet, raw_attrs, content, (0, len(content)), plans)
         if appended is not None:
-            return appended
+            return appended[0] + content + appended[1]
         rx = sheet.rx
         row_style = self._row_style(raw_attrs)
         cells = _row_cells(rx, content)
@@ -1355,16 +1368,23 @@ class _Patcher:
         return b"<" + rx.prefix + b"row" + attrs_out + b">" + b"".join(pieces) + rx.row_close
 
     def _append_cells(
-        self, sheet: _SheetContext, raw_attrs: bytes, content: bytes, plans: list[_CellPlan]
-    ) -> bytes | None:
+        self,
+        sheet: _SheetContext,
+        raw_attrs: bytes,
+        data: bytes,
+        span: tuple[int, int],
+        plans: list[_CellPlan],
+    ) -> tuple[bytes, bytes] | None:
         """The common case, fast: only new cells, all right of the row's last cell.
 
-        Only the last cell is looked at; it must carry ``r`` (first, as every writer puts it).
-        Returns None when the general path is needed.
+        The row's content is ``data[span[0]:span[1]]``; what goes before it (the start tag) and
+        after it (the new cells and the end tag) is returned. Only the last cell is looked at;
+        it must carry ``r`` (first, as every writer puts it). None when the general path is
+        needed.
         """
         rx = sheet.rx
         first = plans[0].col
-        last_col = _last_col(rx, content)
+        last_col = _last_col(rx, data, *span)
         if last_col is None or last_col >= first:
             return None
         cells = []
@@ -1379,27 +1399,38 @@ class _Patcher:
         if not cells:
             return None  # nothing to add: the general path leaves the row as it is
         attrs = self._grow_spans(raw_attrs, first, plans[-1].col)
-        return b"<" + p + b"row" + attrs + b">" + content + b"".join(cells) + rx.row_close
+        return b"<" + p + b"row" + attrs + b">", b"".join(cells) + rx.row_close
 
     def _grow_spans(self, raw_attrs: bytes, lo: int, hi: int) -> bytes:
         """Widen the row's optional ``spans`` hint to cover columns ``lo``..``hi``."""
+        at = raw_attrs.find(b' spans="')
+        if at >= 0:  # the usual layout, read without a regex
+            q = at + 8
+            close = raw_attrs.find(b'"', q)
+            if close >= 0:
+                new = self._spans_value(raw_attrs[q:close], lo, hi)
+                return raw_attrs[:q] + new + raw_attrs[close:]
         if b"spans" not in raw_attrs:
             return raw_attrs
-        m = re.search(rb"""(\sspans\s*=\s*["'])([^"']*)(["'])""", raw_attrs)
+        m = _SPANS_ATTR.search(raw_attrs)
         if m is None:
             return raw_attrs
-        key = (m[2], lo, hi)
+        return raw_attrs[: m.start(2)] + self._spans_value(m[2], lo, hi) + raw_attrs[m.end(2) :]
+
+    def _spans_value(self, spans: bytes, lo: int, hi: int) -> bytes:
+        """A ``spans`` value (``1:12``) widened to cover columns ``lo``..``hi``."""
+        key = (spans, lo, hi)
         new = self._spans_cache.get(key)
         if new is None:
-            nums = [int(x) for x in re.findall(rb"\d+", m[2])]
+            nums = [int(x) for x in re.findall(rb"\d+", spans)]
             new_lo, new_hi = min([*nums, lo]), max([*nums, hi])
             new = (
-                m[2]
+                spans
                 if nums[:1] == [new_lo] and nums[-1:] == [new_hi] and len(nums) == 2
                 else f"{new_lo}:{new_hi}".encode()
             )
             self._spans_cache[key] = new
-        return raw_attrs[: m.start(2)] + new + raw_attrs[m.end(2) :]
+        return new
 
     def _overwrite(
         self, sheet: _SheetContext, plan: _CellPlan, old: _OldCell, keep_placeholder: bool
@@ -1622,23 +1653,28 @@ def _grow_table(data: bytes, grown_rows: dict[int, set[int]]) -> bytes | None:
 # --- shared-string references ----------------------------------------------------------------
 
 
-def _last_col(rx: _SheetRx, content: bytes) -> int | None:
+def _last_col(rx: _SheetRx, content: bytes, start: int = 0, end: int | None = None) -> int | None:
     """The column number of a row's last cell (0 for an empty row), read from that cell only.
 
-    None when that is not certain: the last cell lacks a leading ``r`` attribute, a later
-    cell has none, or the row carries an extension list.
+    The row's content is ``content[start:end]``. None when that is not certain: the last
+    cell lacks a leading ``r`` attribute, a later cell has none, or the row carries an
+    extension list.
     """
-    if not content:
+    end = len(content) if end is None else end
+    if start >= end:
         return 0
-    if b"extLst" in content:
+    if content.find(b"extLst", start, end) >= 0:
         return None
-    last = content.rfind(rx.cell_r_open)
+    last = content.rfind(rx.cell_r_open, start, end)
     if last < 0:
         return None
     ref_at = last + len(rx.cell_r_open)
-    if rx.cell_start.search(content, ref_at):
+    if rx.cell_start.search(content, ref_at, end):
         return None  # a later cell without a leading r attribute
-    return _col_num(content[ref_at : content.find(b'"', ref_at)].rstrip(b"0123456789"))
+    quote = content.find(b'"', ref_at, end)
+    if quote < 0:
+        return None
+    return _col_num(content[ref_at:quote].rstrip(b"0123456789"))
 
 
 def _cell_tag_before(data: bytes, rx: _SheetRx, pos: int) -> tuple[int, bytes]:
@@ -2331,6 +2367,7 @@ def _position_name(data: bytes, rx: _SheetRx, pos: int) -> str:
     return f"byte {pos}"
 
 
+_SPANS_ATTR = re.compile(rb"""(\sspans\s*=\s*["'])([^"']*)(["'])""")
 _BULK_PROOF_CELLS = 256  # from this many edits in a sheet, the bulk proof is tried first
 
 
@@ -2460,31 +2497,35 @@ class _SheetVerifier:
         for key, p in plan.cells.items():
             if p.value is not None and key not in found:
                 return False
-        row_open = b"<" + rx.prefix + b"row"
+        row_r = b"<" + rx.prefix + b'row r="'
+        row_open = row_r[:-4]
+        cell_open, row_close, cell_match = rx.cell_r_open, rx.row_close, rx.cell.match
         proven: set[tuple[bytes, bytes | None, CellValue]] = set()
         for (rnum, col), m in found.items():
             start, end = m.span()
+            digits = str(rnum).encode()
+            # Its row: the nearest row start before it, <row r="rnum" ...> and not empty.
             at = new.rfind(row_open, bs_n, start)
-            row = rx.row_start.match(new, at) if at >= 0 else None
-            if row is None or row[2] or not row[1].startswith(b' r="'):
+            if at < 0 or not new.startswith(row_r + digits + b'"', at):
                 return False
-            if _row_number(row[1], 0) != rnum:
+            tag_end = new.find(b">", at, start)
+            if tag_end < 0 or new[tag_end - 1] == 0x2F:  # "/>": an empty row
                 return False
-            lt, tag = _cell_tag_before(new, rx, start)
-            if lt > at:  # a cell before it in the row: it ends here, at a lower column
-                before = rx.cell.match(new, lt)
-                ref = _CELL_R.search(tag)
-                if before is None or before.end() != start or ref is None:
+            if tag_end + 1 != start:  # a cell before it in the row: it ends here, lower column
+                lt = new.rfind(cell_open, tag_end, start)
+                before = cell_match(new, lt) if lt >= 0 else None
+                if before is None or before.end() != start:
                     return False
-                if int(ref[2]) != rnum or _col_num(ref[1]) >= col:
+                ref = new[lt + len(cell_open) : new.find(b'"', lt + len(cell_open), start)]
+                letters = ref.rstrip(b"0123456789")
+                if ref[len(letters) :] != digits or _col_num(letters) >= col:
                     return False
-            elif row.end() != start:
-                return False
-            if not new.startswith(rx.row_close, end):  # a cell after it, at a higher column
-                if not new.startswith(rx.cell_r_open, end):
+            if not new.startswith(row_close, end):  # a cell after it, at a higher column
+                if not new.startswith(cell_open, end):
                     return False
-                ref = _CELL_R.match(new, end + len(rx.cell_r_open) - 4)
-                if ref is None or int(ref[2]) != rnum or _col_num(ref[1]) <= col:
+                ref = new[end + len(cell_open) : new.find(b'"', end + len(cell_open))]
+                letters = ref.rstrip(b"0123456789")
+                if ref[len(letters) :] != digits or _col_num(letters) <= col:
                     return False
             # The same attributes (r aside), content and value: proven once for all rows.
             p = plan.cells[rnum, col]
