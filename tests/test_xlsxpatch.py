@@ -1405,3 +1405,19 @@ def test_bulk_proof_never_passes_a_bad_result(register: bytes, bulk: list[bool |
         with pytest.raises(FidelityError):
             verify_patch(register, bad, edits)
         assert bulk in ([False], ["raised"]), name
+
+
+def test_bulk_proof_tells_a_number_from_a_boolean(register: bytes, bulk: list[bool | str]):
+    """A boolean written as the number 1 is caught, even after a real 1 was proven."""
+    edits = [CellEdit("Asiakkaat", f"L{r}", 1 if r % 2 else True) for r in range(2, 202)]
+    good = patch_workbook(register, edits, residues=False, inline=True)
+    verify_patch(register, good, edits)
+    assert bulk == [True]
+    sheet = members(good.data)["xl/worksheets/sheet1.xml"]
+    cell = re.search(rb'<c r="L4"[^>]*>.*?</c>', sheet)
+    assert cell is not None and b't="b"' in cell[0]
+    number = cell[0].replace(b' t="b"', b"")
+    bad_sheet = sheet.replace(cell[0], number, 1)
+    bad = replace(good, data=rezip(good.data, {"xl/worksheets/sheet1.xml": bad_sheet}))
+    with pytest.raises(FidelityError, match="L4"):
+        verify_patch(register, bad, edits)

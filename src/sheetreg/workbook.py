@@ -493,9 +493,10 @@ class _SheetsAside:
         return self._formulas
 
     def sheet(self, name: str) -> Any:
-        """The parsed sheet (waits for the thread); raises what parsing it raised."""
+        """The parsed sheet (waits for the thread), handed over once so that its memory
+        goes with the caller's use of it; raises what parsing it raised."""
         self.join()
-        got = self._sheets.get(name)
+        got = self._sheets.pop(name, None)
         if got is None or isinstance(got, Exception):
             raise got or LookupError(name)
         return got

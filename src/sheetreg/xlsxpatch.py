@@ -2500,7 +2500,7 @@ class _SheetVerifier:
         row_r = b"<" + rx.prefix + b'row r="'
         row_open = row_r[:-4]
         cell_open, row_close, cell_match = rx.cell_r_open, rx.row_close, rx.cell.match
-        proven: set[tuple[bytes, bytes | None, CellValue]] = set()
+        proven: set[tuple[bytes, bytes | None, type, CellValue]] = set()
         for (rnum, col), m in found.items():
             start, end = m.span()
             digits = str(rnum).encode()
@@ -2527,9 +2527,10 @@ class _SheetVerifier:
                 letters = ref.rstrip(b"0123456789")
                 if ref[len(letters) :] != digits or _col_num(letters) <= col:
                     return False
-            # The same attributes (r aside), content and value: proven once for all rows.
+            # The same attributes (r aside), content and value: proven once for all rows. The
+            # value's type is in the key: True == 1, but a number is no proof of a boolean.
             p = plan.cells[rnum, col]
-            seen = (m[1][m[1].index(b'"', 4) + 1 :], m[2], p.value)
+            seen = (m[1][m[1].index(b'"', 4) + 1 :], m[2], type(p.value), p.value)
             if seen not in proven:
                 cell = _OldCell(start, end, col, True, _attrs(m[1]), m[2] or b"")
                 self._check_edited({col: cell}, {col: p}, rnum)
