@@ -431,7 +431,6 @@ def test_big_sheets_read_on_two_threads_read_the_same(register_path, monkeypatch
     assert both.other_sheets == alone.other_sheets and both.settings == alone.settings
 
     # A sheet the second thread cannot parse is refused as in the first, by name.
-    data = path.read_bytes()
     aside = wbmod._sheets_aside(list(parts), parts, sizes)
     broken = path.with_name("broken.xlsx")
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
@@ -440,7 +439,6 @@ def test_big_sheets_read_on_two_threads_read_the_same(register_path, monkeypatch
             if info.filename == parts[aside[0]]:
                 body = body.replace(b"<sheetData>", b"<sheetData><row r=", 1)
             dst.writestr(info, body)
-    assert data != broken.read_bytes()
     with pytest.raises(UnusableWorkbook, match=f"sheet {aside[0]}: the sheet cannot be read"):
         read_register(broken)
 
