@@ -773,10 +773,9 @@ def test_residues_in_chart_and_pivot_caches(tmp_path: Path):
     assert "pivot-cache" in {r.kind for r in result.residues}
 
 
-def test_renumbering_keeps_other_sheets_identical(register: bytes):
-    """Strings moved into freed slots are renumbered in every sheet that uses them."""
-    # Emptying early strings frees slots that the last strings of the table move into;
-    # "Ei" and client ids used by Laskut sit in both sheets.
+def test_orphaned_strings_are_emptied_in_place(register: bytes):
+    """Strings no cell uses any more are emptied in their slots: nothing is renumbered, so
+    every other sheet stays byte-identical and every other cell reads the same."""
     edits = [CellEdit("Asiakkaat", f"{c}2", None) for c in "ABCDEFGH"]
     edits += [CellEdit("Asiakkaat", f"{c}{r}", f"muutettu {c}{r}") for r in (3, 4) for c in "DEF"]
     result = patched(register, edits)
@@ -786,11 +785,17 @@ def test_renumbering_keeps_other_sheets_identical(register: bytes):
     assert {k: v for k, v in after["Asiakkaat"].items() if k not in edited} == {
         k: v for k, v in before["Asiakkaat"].items() if k not in edited
     }
-    assert after["Laskut"] == before["Laskut"]
+    assert "xl/worksheets/sheet2.xml" not in result.changed_parts
+    old, new = members(register), members(result.data)
+    assert new["xl/worksheets/sheet2.xml"] == old["xl/worksheets/sheet2.xml"]
+    old_sst, new_sst = old["xl/sharedStrings.xml"], new["xl/sharedStrings.xml"]
+    # The same slots, plus one for each new text written.
+    assert new_sst.count(b"<si>") == old_sst.count(b"<si>") + 6
+    assert new_sst.count(b"<si><t/></si>") == result.removed_strings
 
 
-def test_renumbered_sheet_is_listed_and_verified():
-    """A sheet whose only change is renumbered references is in changed_parts and verified."""
+def test_an_emptied_string_changes_no_other_sheet():
+    """Only the edited sheet and the string table change; the emptied slot keeps its place."""
     strings = ["poistuva", "pysyvä", "viimeinen"]
     s1 = (
         '<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
@@ -802,14 +807,13 @@ def test_renumbered_sheet_is_listed_and_verified():
     )
     data = handmade({"Yksi": s1, "Kaksi": s2}, strings=strings)
     result = patched(data, [CellEdit("Yksi", "A1", None)])
-    assert result.changed_parts == [
-        "xl/worksheets/sheet1.xml",
-        "xl/worksheets/sheet2.xml",
-        "xl/sharedStrings.xml",
-    ]
-    assert '<c r="A1" t="s"><v>0</v></c>' in sheet_xml(result.data, "Kaksi")
+    assert result.changed_parts == ["xl/worksheets/sheet1.xml", "xl/sharedStrings.xml"]
+    assert result.removed_strings == 1
     assert calamine_cells(result.data, "Kaksi") == {"A1": "viimeinen", "B1": "pysyvä"}
-    assert 'count="2" uniqueCount="2"' in members(result.data)["xl/sharedStrings.xml"].decode()
+    assert calamine_cells(result.data, "Yksi") == {"B1": "pysyvä"}
+    sst = members(result.data)["xl/sharedStrings.xml"].decode()
+    assert 'count="2" uniqueCount="3"' in sst
+    assert "poistuva" not in sst and sst.index("<si><t/></si>") < sst.index("pysyvä")
 
 
 def test_swapping_two_strings_keeps_both():
@@ -1421,3 +1425,47 @@ def test_bulk_proof_tells_a_number_from_a_boolean(register: bytes, bulk: list[bo
     bad = replace(good, data=rezip(good.data, {"xl/worksheets/sheet1.xml": bad_sheet}))
     with pytest.raises(FidelityError, match="L4"):
         verify_patch(register, bad, edits)
+
+
+def _flag_and_erasure_edits() -> list[CellEdit]:
+    """A status on every row, and one client's row emptied as an erasure empties it."""
+    edits = [CellEdit("Asiakkaat", f"L{r}", f"Tila {r % 3}") for r in range(2, 202) if r != 7]
+    edits += [CellEdit("Asiakkaat", f"{c}7", None) for c in "BCDEFGH"]
+    edits.append(CellEdit("Asiakkaat", "L7", "Poistettu"))
+    return edits
+
+
+def test_bulk_proof_takes_flags_with_an_erasure(register: bytes, bulk: list[bool | str]):
+    """Flags of every row plus an erasure's emptied cells and strings: proven in bulk."""
+    edits = _flag_and_erasure_edits()
+    result = patch_workbook(register, edits, residues=False, inline=True)
+    assert result.removed_strings > 0
+    verify_patch(register, result, edits)
+    assert bulk == [True]
+
+
+def test_bulk_proof_refuses_a_reference_to_an_emptied_string(
+    register: bytes, bulk: list[bool | str]
+):
+    """An unedited cell pointing at a string the erasure emptied, or an erased cell left
+    in place, is refused whichever proof runs."""
+    edits = _flag_and_erasure_edits()
+    good = patch_workbook(register, edits, residues=False, inline=True)
+    old_sheet = members(register)["xl/worksheets/sheet1.xml"]
+    sheet = members(good.data)["xl/worksheets/sheet1.xml"]
+    sst = members(good.data)["xl/sharedStrings.xml"]
+    emptied = sst.split(b"<si>")[1:].index(b"<t/></si>")
+    c20 = re.search(rb'<c r="C20"[^>]*>.*?</c>', sheet)
+    c7 = re.search(rb'<c r="C7"[^>]*>.*?</c>', old_sheet)
+    assert c20 is not None and c7 is not None and b't="s"' in c20[0]
+    pointing = re.sub(rb"<v>\d+</v>", b"<v>%d</v>" % emptied, c20[0])
+    a7 = re.search(rb'<c r="A7"[^>]*>.*?</c>', sheet)
+    assert a7 is not None
+    kept = sheet.replace(a7[0], a7[0] + c7[0], 1)
+    assert kept != sheet
+    for bad_sheet in (sheet.replace(c20[0], pointing, 1), kept):
+        bad = replace(good, data=rezip(good.data, {"xl/worksheets/sheet1.xml": bad_sheet}))
+        bulk.clear()
+        with pytest.raises(FidelityError):
+            verify_patch(register, bad, edits)
+        assert bulk in ([False], ["raised"])

@@ -606,8 +606,7 @@ class _SharedStrings:
         self._plain_index: dict[str, int] | None = None
         self._prefetched: dict[str, int | None] = {}
         self._text_cache: dict[int, str] = {}
-        self.mapping: dict[int, int] = {}  # old index -> new index, after compact()
-        self.removed: set[int] = set()
+        self.removed: set[int] = set()  # emptied by blank()
 
     @property
     def count(self) -> int:
@@ -766,37 +765,36 @@ class _SharedStrings:
         self._appended_index[text] = index
         return index
 
-    def compact(self, remove: set[int]) -> dict[int, int]:
-        """Drop ``remove``; strings from the end fill the holes. Returns moved old -> new."""
-        n = self.count
-        new_n = n - len(remove)
-        holes = sorted(i for i in remove if i < new_n)
-        movers = [i for i in range(new_n, n) if i not in remove]
-        self.mapping = dict(zip(movers, holes, strict=True))
+    def blank(self, remove: set[int]) -> None:
+        """Empty the strings ``remove`` in place (erasure-grade: their text is gone).
+
+        Each keeps its slot as an empty string, so that no reference anywhere is renumbered:
+        every other sheet stays byte-identical, and the proof need not decode any of them.
+        Excel and LibreOffice rebuild the table on their next save.
+        """
         self.removed = set(remove)
-        return self.mapping
 
     def render(self, count_delta: int) -> bytes:
-        """The new part: holes filled from the tail, appended strings, counts updated."""
-        n = self.count
-        new_n = n - len(self.removed)
-        filler = {hole: mover for mover, hole in self.mapping.items()}
+        """The new part: removed strings emptied in place, appended strings, counts updated."""
+        p = self.prefix
+        empty = b"<" + p + b"si><" + p + b"t/></" + p + b"si>"
         pieces: list[bytes] = []
         data = self.data
         pos = self.body_start
-        orig_keep = min(new_n, self.orig_count)
-        for hole in sorted(h for h in filler if h < orig_keep):
+        for hole in sorted(i for i in self.removed if i < self.orig_count):
             start, end = self.span(hole)
-            pieces += [data[pos:start], self.element(filler[hole])]
+            pieces += [data[pos:start], empty]
             pos = end
-        cut = self.starts()[new_n] if new_n < self.orig_count else self.body_end
-        pieces.append(data[pos:cut])
-        for i in range(self.orig_count, new_n):
-            pieces.append(self.element(filler.get(i, i)))
+        pieces.append(data[pos : self.body_end])
+        n = self.count
+        pieces.extend(
+            empty if i in self.removed else self.appended[i - self.orig_count]
+            for i in range(self.orig_count, n)
+        )
         body = b"".join(pieces)
-        root = self._root_tag(new_n, count_delta)
+        root = self._root_tag(n, count_delta)
         if self.self_closing:
-            close = b"</" + self.prefix + b"sst>"
+            close = b"</" + p + b"sst>"
             return data[: self.root.start()] + root + body + close + data[self.root.end() :]
         return data[: self.root.start()] + root + body + data[self.body_end :]
 
@@ -2114,10 +2112,8 @@ def patch_workbook(
             still_used = _referenced(pkg, wb, new_parts, candidates)
             orphans = candidates - still_used
             if orphans:
-                moved = sst.compact(orphans)
+                sst.blank(orphans)
                 removed_strings = len(orphans)
-                if moved:
-                    changed |= _renumber(pkg, wb, new_parts, moved)
         if sst.appended or sst.removed or patcher.count_delta:
             new_parts[wb.sst_part] = sst.render(patcher.count_delta)
             changed.add(wb.sst_part)
@@ -2187,27 +2183,6 @@ def _referenced(
         if found == candidates:
             break
     return found
-
-
-def _renumber(
-    pkg: _Package, wb: _Workbook, new_parts: dict[str, bytes | bytearray], moved: dict[int, int]
-) -> set[str]:
-    """Point ``t="s"`` cells at the new index of each moved string, in every sheet."""
-    renumbered: set[str] = set()
-    for part in _cell_sheets(wb):
-        data = new_parts.get(part) or pkg.read(part)
-        rx = _sheet_rx(_prefix_of(data))
-        pattern = _sst_ref_pattern(rx, moved)
-        pieces = []
-        pos = 0
-        for m in _sst_refs(data, rx, pattern):
-            pieces += [data[pos : m.start(1)], str(moved[int(m[1])]).encode()]
-            pos = m.end(1)
-        if pieces:
-            pieces.append(data[pos:])
-            new_parts[part] = b"".join(pieces)
-            renumbered.add(part)
-    return renumbered
 
 
 def _write_package(
@@ -2369,6 +2344,7 @@ def _position_name(data: bytes, rx: _SheetRx, pos: int) -> str:
 
 _SPANS_ATTR = re.compile(rb"""(\sspans\s*=\s*["'])([^"']*)(["'])""")
 _BULK_PROOF_CELLS = 256  # from this many edits in a sheet, the bulk proof is tried first
+_DENSE_COLUMN_CELLS = 64  # from this many edits in a column, its cells are found in one pass
 
 
 @functools.lru_cache(maxsize=8)
@@ -2481,12 +2457,8 @@ class _SheetVerifier:
         """
         plan, rx, old, new = self.plan, self.rx, self.old, self.new
         assert plan is not None
-        if self.d_pattern is not None:
-            return False  # renumbered shared strings: the walk decodes the rows that refer
-        letters = sorted({_COLS[col].encode() for _, col in plan.cells})
-        find = re.compile(re.escape(rx.cell_r_open) + rb"(" + b"|".join(letters) + rb')(\d+)"')
-        old_cut = self._cut_planned(old, bs_o, be_o, find)
-        new_cut = self._cut_planned(new, bs_n, be_n, find)
+        old_cut = self._cut_planned(old, bs_o, be_o)
+        new_cut = self._cut_planned(new, bs_n, be_n)
         if old_cut is None or new_cut is None:
             return False
         (old_rest, _), (new_rest, found) = old_cut, new_cut
@@ -2494,6 +2466,8 @@ class _SheetVerifier:
             spans, keep = _row_spans_rx(rx), operator.itemgetter(1)
             if spans.sub(keep, old_rest) != spans.sub(keep, new_rest):
                 return False
+        if self.d_pattern is not None and next(_sst_refs(new_rest, rx, self.d_pattern), None):
+            return False  # an unedited cell refers to a string that changed: the walk names it
         for key, p in plan.cells.items():
             if p.value is not None and key not in found:
                 return False
@@ -2540,27 +2514,91 @@ class _SheetVerifier:
         return True
 
     def _cut_planned(
-        self, data: bytes, start: int, end: int, find: re.Pattern[bytes]
+        self, data: bytes, start: int, end: int
     ) -> tuple[bytes, dict[tuple[int, int], re.Match[bytes]]] | None:
         """The body without the cells at planned references, and those cells (None when a
-        reference occurs twice or a cell is malformed)."""
+        reference occurs twice or a cell is malformed).
+
+        A column with many planned cells (a status on every row) is searched in one pass
+        for its cells; the few cells of other columns (an erasure's) are looked for in their
+        own rows only, so that a pass does not stop at every cell of a sheet. Whatever is not
+        cut is compared byte for byte by the caller, so a cell outside its row shows there.
+        """
         planned = self.plan.cells if self.plan else {}
-        cell = self.rx.cell
+        rx = self.rx
+        per_letter: dict[int, int] = {}
+        for _, col in planned:
+            per_letter[col] = per_letter.get(col, 0) + 1
+        dense = {col for col, n in per_letter.items() if n >= _DENSE_COLUMN_CELLS}
+        spans: list[tuple[int, tuple[int, int], re.Match[bytes]]] = []
+        if dense:
+            refs = {p.ref.encode(): key for key, p in planned.items() if key[1] in dense}
+            letters = b"|".join(sorted(_COLS[col].encode() for col in dense))
+            find = re.compile(re.escape(rx.cell_r_open) + rb"((?:" + letters + rb')\d+)"')
+            cell = rx.cell
+            for m in find.finditer(data, start, end):
+                key = refs.get(m[1])
+                if key is None:
+                    continue
+                c = cell.match(data, m.start(), end)
+                if c is None:
+                    return None
+                spans.append((c.start(), key, c))
+        sparse = sorted(key for key in planned if key[1] not in dense)
+        if sparse and not self._cut_sparse(data, start, end, sparse, spans):
+            return None
+        spans.sort(key=operator.itemgetter(0))
         found: dict[tuple[int, int], re.Match[bytes]] = {}
         pieces = []
         pos = start
-        for m in find.finditer(data, start, end):
-            key = (int(m[2]), _col_num(m[1]))
-            if key not in planned:
-                continue
-            c = cell.match(data, m.start(), end)
-            if c is None or key in found or c.start() < pos:
+        for at, key, c in spans:
+            if key in found or at < pos:
                 return None
             found[key] = c
-            pieces.append(data[pos : c.start()])
+            pieces.append(data[pos:at])
             pos = c.end()
         pieces.append(data[pos:end])
         return b"".join(pieces), found
+
+    def _cut_sparse(
+        self,
+        data: bytes,
+        start: int,
+        end: int,
+        keys: list[tuple[int, int]],
+        spans: list[tuple[int, tuple[int, int], re.Match[bytes]]],
+    ) -> bool:
+        """Add the cells at ``keys`` (sorted by row), each found inside its own row, to
+        ``spans``; False when a row or cell is not where the patcher puts it."""
+        rx = self.rx
+        row_r = b"<" + rx.prefix + b'row r="'
+        pos = start
+        row_num = -1
+        row_start = row_end = start
+        for rnum, col in keys:
+            if rnum != row_num:
+                row_start = data.find(row_r + str(rnum).encode() + b'"', pos, end)
+                m = rx.row_start.match(data, row_start) if row_start >= 0 else None
+                if m is None:
+                    return False
+                if m[2]:  # an empty row: none of its cells can be there
+                    row_end = m.end()
+                else:
+                    row_end = data.find(rx.row_close, m.end(), end)
+                    if row_end < 0:
+                        return False
+                row_num, pos = rnum, row_end
+            needle = rx.cell_r_open + _ref(rnum, col).encode() + b'"'
+            at = data.find(needle, row_start, row_end)
+            if at < 0:
+                continue  # not there (an emptied cell, or one the old sheet lacks)
+            if data.find(needle, at + len(needle), row_end) >= 0:
+                return False
+            c = rx.cell.match(data, at, row_end)
+            if c is None:
+                return False
+            spans.append((at, (rnum, col), c))
+        return True
 
     def _feed(self, fragment: bytes, *, final: bool = False) -> None:
         """Check that every rewritten row is well-formed XML (the rest equals the original).
