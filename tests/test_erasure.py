@@ -599,6 +599,74 @@ def test_a_patch_that_changes_more_than_planned_is_never_written(tmp_path, monke
     assert read_journal(path) == []
 
 
+@pytest.mark.parametrize("fault", ["early-read-back", "written-file"])
+def test_an_erasure_whose_read_back_fails_is_never_written(tmp_path, monkeypatch, fault):
+    """The erasure's patch is read back by python-calamine while the package is searched,
+    and the written file must hold exactly the bytes checked: a failure of either refuses
+    the write, and the workbook, its backups and the journal stay as they were."""
+    import sheetreg.workbook as wbmod
+
+    path = make(tmp_path)
+    before = sha(path)
+    if fault == "early-read-back":
+
+        def wrong(plain, edits):
+            return "reopen check: Asiakkaat!B2 does not read back as written"
+
+        monkeypatch.setattr(wbmod, "_plain_reopen_verdict", wrong)
+    else:
+        real = wbmod._write_new_file
+
+        def flipped(folder, prefix, suffix, data):
+            written = real(folder, prefix, suffix, data)
+            if suffix == ".tmp" and prefix.startswith(f".{path.name}"):
+                raw = bytearray(written.read_bytes())
+                raw[len(raw) // 2] ^= 0xFF
+                written.write_bytes(bytes(raw))
+            return written
+
+        monkeypatch.setattr(wbmod, "_write_new_file", flipped)
+    refused = invoke("erase", str(path), "--client", "A1002", "--yes")
+    assert refused.exit_code == 1
+    expected = "does not read back" if fault == "early-read-back" else "differs from the checked"
+    assert expected in refused.output
+    assert sha(path) == before
+    assert list_backups(path, path.parent / "backups") == []
+    assert read_journal(path) == []
+
+
+def test_the_written_file_is_read_back_for_the_log_cells_only(tmp_path, monkeypatch):
+    """Every other edited cell is read back from the patch before it is written; the file
+    itself is read back for the log's hash and verification cells."""
+    import sheetreg.workbook as wbmod
+
+    path = make(tmp_path)
+    early: list[set[str]] = []
+    late: list[set[str]] = []
+    real_plain, real_file = wbmod._reopen_check_plain, wbmod._reopen_check
+
+    def on_patch(plain, edits):
+        early.append({f"{e.sheet}!{e.cell}" for e in edits})
+        return real_plain(plain, edits)
+
+    def on_file(tmp, edits, password=None):
+        late.append({f"{e.sheet}!{e.cell}" for e in edits})
+        return real_file(tmp, edits, password)
+
+    monkeypatch.setattr(wbmod.forking, "CAN_FORK", False)  # in-process: the lists fill
+    monkeypatch.setattr(wbmod, "_reopen_check_plain", on_patch)
+    monkeypatch.setattr(wbmod, "_reopen_check", on_file)
+    done = invoke("erase", str(path), "--client", "A1002", "--yes")
+    assert done.exit_code == 0, done.output
+    # The file's check reads its cells through the same reader as the patch's check.
+    assert len(late) == 1 and len(early) == 2 and late[0] in early
+    log_cells = late[0]
+    assert log_cells and all(cell.startswith("Poistoloki!") for cell in log_cells)
+    (patch_cells,) = [cells for cells in early if cells != log_cells]
+    assert "Asiakkaat!B3" in patch_cells and not log_cells & patch_cells
+    assert sheet_rows(path, "Poistoloki")[1][0] == "E-1"
+
+
 def test_suppression_index_matches_as_the_row_by_row_search(tmp_path):
     """The token index (made by a child in the weekly run) finds the rows the search does."""
     from sheetreg.erasure import ErasureKey, suppressed_rows, suppression_index

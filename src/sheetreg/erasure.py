@@ -1222,12 +1222,14 @@ def execute_erasures(
     keep = policy_from_settings(register.settings).backup_count
     outcomes: list[ErasureOutcome] = []
     edits: list[CellEdit] = list(extra_edits)
+    closing: list[CellEdit] = []  # the log's last cells, written once the proof is known
     scanned: PatchResult | None = None
     proof: forking.Collector | None = None
+    reopened: forking.Collector | None = None
     log = _log_sheet(register, (e.get("log_id", "") for e in journal)) if todo else None
     while todo:
         assert log is not None
-        outcomes, edits, refused, scanned, proof = _attempt(
+        outcomes, edits, refused, scanned, proof, reopened = _attempt(
             register,
             data,
             todo,
@@ -1269,7 +1271,6 @@ def execute_erasures(
             assert scanned is not None
             sha_after = hashlib.sha256(scanned.data).hexdigest()
             result.sha256_after = sha_after
-            closing: list[CellEdit] = []
             for o in outcomes:
                 o.row["sha_after"] = sha_after
                 o.row["verification"] = o.verification.text(lang, backups_line)
@@ -1295,13 +1296,16 @@ def execute_erasures(
             patched=scanned if proof is not None else None,
             proof=proof,
             meanwhile=(lambda: meanwhile(outcomes)) if meanwhile is not None else None,
+            reopened=(reopened, closing) if reopened is not None and outcomes else None,
         )
     except BaseException:
-        if proof is not None:
-            proof.discard()  # the check under way for a patch that is not written
+        for check in (proof, reopened):
+            if check is not None:
+                check.discard()  # a check under way for a patch that is not written
         raise
-    if proof is not None:
-        proof.discard()  # collected by the write (this only makes sure the child is reaped)
+    for check in (proof, reopened):
+        if check is not None:
+            check.discard()  # collected by the write (this only makes sure it is reaped)
     result.written = write.written
     result.sha256_written = write.sha256_after
     result.outcomes = outcomes
@@ -1353,6 +1357,7 @@ def _write(
     patched: PatchResult | None = None,
     proof: forking.Collector | None = None,
     meanwhile: Callable[[], None] | None = None,
+    reopened: tuple[forking.Collector, Sequence[CellEdit]] | None = None,
 ) -> WriteResult:
     from sheetreg.workbook import write_cells
 
@@ -1366,6 +1371,7 @@ def _write(
         patched=patched,
         proof=proof,
         meanwhile=meanwhile,
+        reopened=reopened,
     )
 
 
@@ -1387,13 +1393,15 @@ def _attempt(
     list[ErasurePlan],
     PatchResult | None,
     forking.Collector | None,
+    forking.Collector | None,
 ]:
     """Build the edits and log rows, patch in memory, search; report plans with leftovers.
 
-    The patch's fidelity check starts as soon as the patch is made, on the second core, so
-    that it runs while the package is searched and the file written aside and read back.
+    The patch's fidelity check and its reopen check start as soon as the patch is made, on
+    the second core, so that they run while the package is searched and the file written
+    aside (the write then reads back only the log's last cells).
     """
-    from sheetreg.workbook import start_fidelity_check
+    from sheetreg.workbook import start_fidelity_check, start_reopen_check
     from sheetreg.xlsxpatch import patch_workbook
 
     outcomes: list[ErasureOutcome] = []
@@ -1452,10 +1460,12 @@ def _attempt(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
     proof = start_fidelity_check(data, patched, [*edits, *log_edits])
+    reopened = start_reopen_check(patched.data, [*edits, *log_edits])
     try:
         leftovers, parts = _scan_package(patched.data, scan)
     except BaseException:
         proof.discard()
+        reopened.discard()
         raise
     for leftover in leftovers:
         refused.setdefault(leftover.client_id, []).append(leftover)
@@ -1467,7 +1477,8 @@ def _attempt(
                 plan.scope = "none"
                 bad.append(plan)
         proof.discard()  # this patch is not written
-        return [], [], bad, None, None
+        reopened.discard()
+        return [], [], bad, None, None, None
     for o in outcomes:
         cid = o.plan.client_id
         forms = sum(1 for n in scan.needles if n.client_id == cid)
@@ -1475,7 +1486,7 @@ def _attempt(
         o.verification = Verification(
             scan.values.get(cid, 0), forms, parts, scan.shared.get(cid, 0), []
         )
-    return outcomes, [*edits, *log_edits], [], patched, proof
+    return outcomes, [*edits, *log_edits], [], patched, proof, reopened
 
 
 def _backups_text(actions: dict[str, list[str]], lang: str) -> str:

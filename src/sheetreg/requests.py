@@ -341,10 +341,11 @@ def plan_requests(
     )
     if table is None:
         return plan
+    from sheetreg.retention import rows_by_id
     from sheetreg.xlsxpatch import CellEdit
 
-    client_index = _client_index(register.table("clients"))
-    disclosure_rows = _client_index(register.table("disclosures"))
+    client_index = rows_by_id(register.table("clients"))
+    disclosure_rows = rows_by_id(register.table("disclosures"))
     handover = erasure or _retention_erasure
     has_due = table.has("due")
     plan.outcome_column = table.has("outcome")
@@ -397,22 +398,6 @@ def _collect_issues(plan: RequestsPlan, table: Table, item: RequestItem) -> None
         cell = table.ref(item.index, "due") if table.has("due") else ""
         due = format_date(item.deadline.due, plan.lang)
         plan.issues.append(_issue(plan, "request-overdue", cell, rid, cid, days=-days, due=due))
-
-
-def _id_text(raw: Any) -> str:
-    return values.as_text(raw) or ""
-
-
-def _client_index(table: Table | None) -> dict[str, list[int]]:
-    """Client ID -> data row indices of a sheet with a Client ID column."""
-    index: dict[str, list[int]] = {}
-    if table is None or not table.has("client_id"):
-        return index
-    for i, raw in enumerate(table.column_values("client_id")):
-        cid = _id_text(raw)
-        if cid:
-            index.setdefault(cid, []).append(i)
-    return index
 
 
 def _status_key(raw: Any) -> str:

@@ -287,10 +287,6 @@ class ClientStatus:
         }
 
 
-def _id_text(raw: Any) -> str:
-    return (values.as_text(raw) or "").strip()
-
-
 class _Memo:
     """Cell parsers memoised by raw value: a register repeats the same dates and labels."""
 
@@ -358,7 +354,7 @@ def _invoices_by_client(
     letter = invoices.letter("invoice_number") if invoices.has("invoice_number") else "A"
     first = invoices.header_row + 1
     for i, raw in enumerate(ids):
-        cid = raw.strip() if raw.__class__ is str else _id_text(raw)
+        cid = raw.strip() if raw.__class__ is str else values.id_text(raw)
         if not cid or (only is not None and cid != only):
             continue
         number = numbers[i]
@@ -486,7 +482,7 @@ def _status_rows_unpaused(
     first = clients.header_row + 1
     for i in [only[0]] if only else clients.nonblank_rows():
         raw = ids[i]
-        cid = raw.strip() if raw.__class__ is str else _id_text(raw)
+        cid = raw.strip() if raw.__class__ is str else values.id_text(raw)
         if not cid:
             continue
         row = first + i
@@ -901,17 +897,26 @@ def recipients_for(register: Register, client_id: str) -> list[Recipient]:
     return out
 
 
-def _rows_with_id(table: Table, client_id: str) -> list[int]:
-    """Data-row indices whose client ID is ``client_id`` (an index built once per table)."""
-    if not table.has("client_id"):
-        return []
+def rows_by_id(table: Table | None) -> dict[str, list[int]]:
+    """Client ID -> data-row indices of a sheet with a Client ID column (built once per
+    table; rows without an ID are left out)."""
+    if table is None or not table.has("client_id"):
+        return {}
     index: dict[str, list[int]] | None = table.memo.get("rows_by_id")
     if index is None:
         index = {}
+        id_text = values.id_text
         for i, raw in enumerate(table.column_values("client_id")):
-            index.setdefault(_id_text(raw), []).append(i)
+            cid = id_text(raw)
+            if cid:
+                index.setdefault(cid, []).append(i)
         table.memo["rows_by_id"] = index
-    return list(index.get(client_id, ()))
+    return index
+
+
+def _rows_with_id(table: Table, client_id: str) -> list[int]:
+    """Data-row indices whose client ID is ``client_id``."""
+    return list(rows_by_id(table).get(client_id, ()))
 
 
 def _row_cells(table: Table, i: int) -> Iterable[tuple[int, str, Any]]:

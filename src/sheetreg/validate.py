@@ -393,13 +393,9 @@ def client_ids(clients: Table) -> set[str]:
     """Every client ID on the Clients sheet, as text."""
     if not clients.has("client_id"):
         return set()
-    found = {_id_text(v) for v in clients.distinct(clients.columns["client_id"])}
+    found = {values.id_text(v) for v in clients.distinct(clients.columns["client_id"])}
     found.discard("")
     return found
-
-
-def _id_text(raw: Any) -> str:
-    return raw.strip() if raw.__class__ is str else (values.as_text(raw) or "")
 
 
 def _distinct_of(table: Table, key: str) -> set[Any]:
@@ -426,7 +422,7 @@ def check_clients(clients: Table, lang: str, rows: list[int] | None = None) -> I
     raw_ids = clients.column_values("client_id")
     if has("client_id") and len(_distinct_of(clients, "client_id")) < len(raw_ids):
         # Some raw ID repeats (a set is C-speed); only then normalise and find which.
-        ids = [_id_text(v) for v in raw_ids]
+        ids = [values.id_text(v) for v in raw_ids]
         repeated = {v for v, n in Counter(ids).items() if n > 1 and v}
         first_row: dict[str, int] = {}
         for i in rows:
@@ -560,7 +556,7 @@ def _check_duplicate_people(clients: Table, rows: list[int], lang: str) -> Itera
         if not first or not last:
             continue
         name = first + "\t" + last
-        cid = _id_text(ids[i])
+        cid = values.id_text(ids[i])
         reported = False
         for contact in _contact_keys(phones, emails, i):
             key = (name, contact)
@@ -585,7 +581,7 @@ def check_client_refs(table: Table, ids: set[str], lang: str) -> Iterator[Findin
     if not table.has("client_id"):
         return
     distinct = table.distinct(table.columns["client_id"])
-    unknown = {v for v in distinct if _id_text(v) and _id_text(v) not in ids}
+    unknown = {v for v in distinct if values.id_text(v) and values.id_text(v) not in ids}
     if not unknown:
         return
     column = table.column_values("client_id")

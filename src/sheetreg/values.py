@@ -42,6 +42,11 @@ def as_text(raw: Any) -> str | None:
     return str(raw)
 
 
+def id_text(raw: Any) -> str:
+    """A client ID cell as text: stripped, "" when empty (fast for the usual text cell)."""
+    return raw.strip() if raw.__class__ is str else (as_text(raw) or "")
+
+
 def as_date(raw: Any) -> dt.date | None:
     """A date from a real Excel date, a serial number, or text like 20.10.2020 / 2020-10-20."""
     if is_empty(raw):

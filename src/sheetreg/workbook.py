@@ -673,15 +673,27 @@ def _reopen_check(tmp: Path, edits: Sequence[CellEdit], password: str | None = N
     An encrypted file is read back from disk and decrypted in memory with ``password``, so
     the check covers the encryption too.
     """
+    try:
+        plain = tmp.read_bytes()
+        if password is not None:
+            plain = crypto.decrypt(plain, password, source=tmp.name)
+    except Exception:
+        raise FidelityError(
+            "reopen check: the written workbook could not be read back; the original was left "
+            "in place."
+        ) from None
+    _reopen_check_plain(plain, edits)
+
+
+def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
+    """The reopen check of a (plain) package's bytes: python-calamine reads every edited cell
+    back, and each must be what was written."""
     import python_calamine as pc
 
     from sheetreg.xlsxpatch import sheet_parts
 
     aside: _SheetsAside | None = None
     try:
-        plain = tmp.read_bytes()
-        if password is not None:
-            plain = crypto.decrypt(plain, password, source=tmp.name)
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(plain))
         # Sheet names are matched as Excel does (and the patcher): ignoring case.
         actual = {n.casefold(): n for n in wb.sheet_names}
@@ -767,6 +779,26 @@ def _reopen_verdict(tmp: Path, edits: Sequence[CellEdit], password: str | None) 
     return None
 
 
+def _plain_reopen_verdict(plain: bytes, edits: Sequence[CellEdit]) -> str | None:
+    try:
+        _reopen_check_plain(plain, edits)
+    except FidelityError as exc:
+        return str(exc)
+    return None
+
+
+def start_reopen_check(plain: bytes, edits: Sequence[CellEdit]) -> forking.Collector:
+    """Start the reopen check of a patch's (plain) bytes before they are written; returns
+    its collector (None when every edited cell reads back as written, else why not).
+
+    For a caller that must change the patch a little further before writing it (an
+    erasure's log gets its proof): the check runs on the second core meanwhile, and the
+    write then reads back only the cells changed after it (``reopened`` in
+    :func:`write_cells`). It must be called, or discarded.
+    """
+    return forking.start(_plain_reopen_verdict, plain, edits)
+
+
 def _same_value(got: Any, want: CellValue) -> bool:
     if want is None:
         return got in ("", None)
@@ -797,6 +829,7 @@ def write_cells(
     patched: PatchResult | None = None,
     proof: forking.Collector | None = None,
     meanwhile: Callable[[], None] | None = None,
+    reopened: tuple[forking.Collector, Sequence[CellEdit]] | None = None,
 ) -> WriteResult:
     """Apply cell edits to a workbook safely; refuse (WriteRefused) rather than risk it.
 
@@ -815,9 +848,17 @@ def write_cells(
     is awaited before the replace, as the writer's own would be. ``meanwhile`` is work of
     the caller's that needs nothing of the write (the weekly report's sections): it is done
     while the written file is read back, by a forked child then, before the replace.
+
+    ``reopened`` is (collector, rest): the reopen check of ``patched`` as it was before
+    the edits ``rest`` were applied to it, already under way (see :func:`start_reopen_check`;
+    ``proof`` must then cover those further edits too). The written file is then read
+    back byte for byte, and python-calamine reads back only the cells of ``rest``.
     """
     path = Path(path)
     plan = _as_edits(edits)
+    if reopened is not None and (patched is None or proof is None):
+        reopened[0].discard()  # it checks a patch that is not the one written
+        reopened = None
     ensure_not_open(path)
     if path.is_symlink():  # write the real file, which may be open under its own name too
         path = path.resolve()
@@ -846,6 +887,7 @@ def write_cells(
             patched=patched,
             proof=proof,
             meanwhile=meanwhile,
+            reopened=reopened,
         )
     except OSError as exc:  # a full disk, a read-only or vanished folder, …
         reason = exc.strerror or type(exc).__name__
@@ -866,6 +908,7 @@ def _write_checked(
     patched: PatchResult | None = None,
     proof: forking.Collector | None = None,
     meanwhile: Callable[[], None] | None = None,
+    reopened: tuple[forking.Collector, Sequence[CellEdit]] | None = None,
 ) -> WriteResult:
     """Patch, verify, (encrypt,) write aside, reopen, back up, look once more, replace."""
     from sheetreg.xlsxpatch import patch_workbook
@@ -890,20 +933,34 @@ def _write_checked(
             tmp = _write_new_file(folder, _temp_prefix(path), ".tmp", written)
             with contextlib.suppress(OSError):
                 shutil.copymode(path, tmp)  # keep the workbook's permissions
+            reread = plan
+            if reopened is not None:
+                # Most cells were read back from the patch before it was written: the file
+                # must hold exactly those bytes, and the cells changed since are read here.
+                if tmp.read_bytes() != written:
+                    raise FidelityError(
+                        "reopen check: the written file differs from the checked one; the "
+                        "original was left in place."
+                    )
+                reread = list(reopened[1])
             if meanwhile is None:
-                _reopen_check(tmp, plan, package.password)
+                _reopen_check(tmp, reread, package.password)
             else:
                 # The read-back goes to a child (calamine holds the GIL), the caller's work
                 # is done here meanwhile; a failed check refuses the write as always.
-                reopening = forking.start(_reopen_verdict, tmp, plan, package.password)
+                reopening = forking.start(_reopen_verdict, tmp, reread, package.password)
                 try:
                     meanwhile()
                 except BaseException:
                     reopening.discard()
                     raise
                 _refuse_unless_passed(reopening(), "reopen check")
+            if reopened is not None:
+                _refuse_unless_passed(reopened[0](), "reopen check")
         except BaseException:
             fidelity.discard()
+            if reopened is not None:
+                reopened[0].discard()
             raise
         _refuse_unless_passed(fidelity(), "fidelity check")
         # The backup holds the bytes already checked against the snapshot (encrypted, if the

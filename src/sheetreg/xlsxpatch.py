@@ -12,10 +12,10 @@ Worksheets are never parsed into a DOM: a register of 100,000 rows must patch in
 well under 400 MiB. Row elements are located with compiled byte regexes, only rows that carry
 an edit are taken apart, and everything between them is spliced through unchanged.
 
-Erasure grade: a shared string that an edit orphans is removed from ``sharedStrings.xml``.
-Instead of renumbering every later string (which would rewrite most string cells of a big
-register), the strings at the end of the table move into the freed slots, so only the cells
-that referred to those few moved strings change. The old values of overwritten text cells are
+Erasure grade: a shared string that an edit orphans is emptied in ``sharedStrings.xml``. It
+keeps its slot (``<si><t/></si>``), so no reference anywhere is renumbered: every sheet
+without an edit stays byte-identical, and its proof needs no decoding. Excel and LibreOffice
+rebuild the table on their next save. The old values of overwritten text cells are
 then searched for in the whole new package and reported as :class:`Residue` (part and kind
 only; never the value).
 
@@ -2385,14 +2385,21 @@ def _changed_strings(old: _SharedStrings | None, new: _SharedStrings | None) -> 
     o_bounds, n_bounds = [*o_starts, old.body_end], [*n_starts, new.body_end]
     changed = set(range(len(n_starts), len(o_starts)))
     common = min(len(o_starts), len(n_starts))
+
+    def differ(lo: int, hi: int) -> None:  # halve a differing run down to its strings
+        while lo < hi:
+            if old.data[o_bounds[lo] : o_bounds[hi]] == new.data[n_bounds[lo] : n_bounds[hi]]:
+                return
+            if hi - lo <= 8:
+                changed.update(i for i in range(lo, hi) if old.element(i) != new.element(i))
+                return
+            mid = (lo + hi) // 2
+            differ(lo, mid)
+            lo = mid
+
     block = 1024
     for lo in range(0, common, block):
-        hi = min(lo + block, common)
-        if old.data[o_bounds[lo] : o_bounds[hi]] == new.data[n_bounds[lo] : n_bounds[hi]]:
-            continue
-        for i in range(lo, hi):
-            if old.element(i) != new.element(i):
-                changed.add(i)
+        differ(lo, min(lo + block, common))
     return changed
 
 
