@@ -29,7 +29,14 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registers import BASELINE, RUN_ENV, compile_package, make_register_elsewhere, timed
+from registers import (
+    BASELINE,
+    RUN_ENV,
+    compile_package,
+    make_register_elsewhere,
+    scaled_target,
+    timed,
+)
 
 TODAY = "2026-11-25"
 NEXT_WEEK = "2026-12-02"
@@ -77,6 +84,9 @@ def bench(clients: int, repeat: int, root: Path) -> None:
         if codes[name] not in (0, 1):
             note += f" (exit {codes[name]})"
         print(f"{name:<14} {wall:>7.2f} {peaks[name]:>9.0f}  {note}", flush=True)
+    scale = scaled_target(target, clients, median["openpyxl"])
+    if scale:
+        print(f"yardstick: {scale} (memory does not scale)")
 
 
 def main() -> None:
