@@ -27,6 +27,7 @@ from sheetreg.erasure import (
     phone_forms,
     read_journal,
 )
+from sheetreg.errors import FidelityError
 from sheetreg.schema import CLIENTS, DISCLOSURES, ERASURE_LOG, INVOICES, REQUESTS
 from sheetreg.workbook import list_backups
 
@@ -609,11 +610,14 @@ def test_an_erasure_whose_read_back_fails_is_never_written(tmp_path, monkeypatch
     path = make(tmp_path)
     before = sha(path)
     if fault == "early-read-back":
+        real_check = wbmod._reopen_check_plain
 
-        def wrong(plain, edits):
-            return "reopen check: Asiakkaat!B2 does not read back as written"
+        def wrong(plain, edits):  # the patch's cells fail; the file's log cells would pass
+            if any(e.sheet == "Asiakkaat" for e in edits):
+                raise FidelityError("reopen check: Asiakkaat!B3 does not read back as written")
+            real_check(plain, edits)
 
-        monkeypatch.setattr(wbmod, "_plain_reopen_verdict", wrong)
+        monkeypatch.setattr(wbmod, "_reopen_check_plain", wrong)
     else:
         real = wbmod._write_new_file
 

@@ -1296,7 +1296,7 @@ def execute_erasures(
             patched=scanned if proof is not None else None,
             proof=proof,
             meanwhile=(lambda: meanwhile(outcomes)) if meanwhile is not None else None,
-            reopened=(reopened, closing) if reopened is not None and outcomes else None,
+            reopened=(reopened, closing) if reopened is not None else None,
         )
     except BaseException:
         for check in (proof, reopened):

@@ -770,18 +770,17 @@ def _refuse_unless_passed(verdict: Any, check: str) -> None:
         )
 
 
-def _reopen_verdict(tmp: Path, edits: Sequence[CellEdit], password: str | None) -> str | None:
-    """:func:`_reopen_check` as a verdict (for a forked child): None, or why it failed."""
-    try:
-        _reopen_check(tmp, edits, password)
-    except FidelityError as exc:
-        return str(exc)
-    return None
+def _reopen_verdict(*args: Any) -> str | None:
+    """The reopen check as a verdict (for a forked child): None, or why it failed.
 
-
-def _plain_reopen_verdict(plain: bytes, edits: Sequence[CellEdit]) -> str | None:
+    ``args`` are :func:`_reopen_check`'s (a file), or a package's bytes and the edits
+    (:func:`_reopen_check_plain`).
+    """
     try:
-        _reopen_check_plain(plain, edits)
+        if isinstance(args[0], bytes):
+            _reopen_check_plain(*args)
+        else:
+            _reopen_check(*args)
     except FidelityError as exc:
         return str(exc)
     return None
@@ -796,7 +795,7 @@ def start_reopen_check(plain: bytes, edits: Sequence[CellEdit]) -> forking.Colle
     write then reads back only the cells changed after it (``reopened`` in
     :func:`write_cells`). It must be called, or discarded.
     """
-    return forking.start(_plain_reopen_verdict, plain, edits)
+    return forking.start(_reopen_verdict, plain, edits)
 
 
 def _same_value(got: Any, want: CellValue) -> bool:
