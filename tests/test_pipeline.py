@@ -115,6 +115,42 @@ def test_a_collector_gives_its_result_again_and_can_be_discarded(tmp_path):
     assert broken() is forking.FAILED  # not tried again on a closed pipe
 
 
+def _fed_boom(receive, message):
+    raise RuntimeError(message)
+
+
+def _fed_sum(receive, head):
+    before = head * 2  # done before the input is asked for
+    return before + sum(receive())
+
+
+@pytest.mark.parametrize("can_fork", [True, False])
+def test_fed_work_gets_its_input_later(monkeypatch, can_fork):
+    """start_fed: the child starts before its input exists and is handed it with send();
+    a big input (beyond a pipe's buffer) does not hold the parent up; collected or discarded
+    without input, the work fails instead of waiting forever. A child forked after a fed
+    one does not keep the fed one's input open."""
+    from sheetreg import forking
+
+    monkeypatch.setattr(forking, "CAN_FORK", can_fork)
+    fed = forking.start_fed(_fed_sum, 1)
+    other = forking.start(sum, [5])  # forked while the fed child still waits
+    fed.send(list(range(200_000)))  # megabytes pickled
+    assert fed() == 2 + sum(range(200_000)) and fed() == fed()
+    assert other() == 5
+    hungry = forking.start_fed(_fed_sum, 1)
+    assert hungry() is forking.FAILED  # nothing was sent
+    dropped = forking.start_fed(_fed_sum, 1)
+    dropped.discard()
+    dropped.send([1])  # too late: ignored
+    assert dropped() is forking.FAILED
+    failing = forking.start_fed(_fed_boom, "x")
+    failing.send([1])  # the child raised first: the write finds nobody, nothing hangs
+    assert failing() is forking.FAILED
+    assert not _zombies()
+    assert not forking._PARENT_ONLY
+
+
 def test_split_sees_a_hetu_on_a_second_clients_tab(register_path):
     """A second tab named like Clients is scanned for HETUs on the split path too."""
     path = register_path(clients=[client()])

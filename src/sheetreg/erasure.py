@@ -1401,7 +1401,7 @@ def _attempt(
     the second core, so that they run while the package is searched and the file written
     aside (the write then reads back only the log's last cells).
     """
-    from sheetreg.workbook import start_fidelity_check, start_reopen_check
+    from sheetreg.workbook import start_fidelity_check_early, start_reopen_check
     from sheetreg.xlsxpatch import patch_workbook
 
     outcomes: list[ErasureOutcome] = []
@@ -1439,16 +1439,24 @@ def _attempt(
                 {k: v for k, v in o.row.items() if not k.startswith("_")}, int(o.row["_row"])
             )
         )
-    # What the search looks for needs nothing of the patch: on the second core meanwhile.
+    # What the search looks for needs nothing of the patch: on the second core meanwhile,
+    # and so is the fidelity check's look at the original.
     preparing = forking.start(_prepare, register, plans, changed)
+    proof = start_fidelity_check_early(data, [*edits, *log_edits])
     try:
         patched = patch_workbook(data, [*edits, *log_edits], residues=False, inline=True)
     except BaseException:
         preparing.discard()
+        proof.discard()
         raise
-    scan = preparing()
-    if scan is forking.FAILED:  # the child could not: here, where an error shows as it is
-        scan = _prepare(register, plans, changed)
+    proof.send(patched)
+    try:
+        scan = preparing()
+        if scan is forking.FAILED:  # the child could not: here, where an error shows as it is
+            scan = _prepare(register, plans, changed)
+    except BaseException:
+        proof.discard()
+        raise
     refused: dict[str, list[Leftover]] = {}
     for leftover in scan.in_cells:
         refused.setdefault(leftover.client_id, []).append(leftover)
@@ -1459,7 +1467,6 @@ def _attempt(
                 refused.setdefault(needle.client_id, []).append(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
-    proof = start_fidelity_check(data, patched, [*edits, *log_edits])
     reopened = start_reopen_check(patched.data, [*edits, *log_edits])
     try:
         leftovers, parts = _scan_package(patched.data, scan)

@@ -6,19 +6,30 @@ copy-on-write (the workbook's bytes are not copied or pickled). (calamine does l
 GIL while it parses a sheet: workbook.py parses two big sheets at once in two threads.)
 Only Linux forks here: on macOS fork is unsafe with system frameworks and on Windows it
 does not exist, so there the work runs in-process when collected.
+
+A child started with :func:`start_fed` begins before all its input exists (the fidelity
+check reads the original while the patch is made) and is handed the rest through a pipe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import struct
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
 CAN_FORK = sys.platform.startswith("linux")
 
 FAILED = object()  # what a collector returns when the child died or raised
+
+# The write ends of fed children's inputs (see start_fed): every other child closes them.
+# Only this module changes the set, each change one step under the GIL, and only the main
+# thread forks, so a child inherits it whole.
+_PARENT_ONLY: set[int] = set()
 
 
 class Collector:
@@ -59,17 +70,32 @@ def start(fn: Callable[..., Any], *args: Any, fork: bool = True) -> Collector:
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: compute, send, vanish without running the parent's cleanup
-        code = 0
-        try:
-            os.close(read_end)
-            payload = pickle.dumps(fn(*args))
-            with os.fdopen(write_end, "wb") as out:
-                out.write(payload)
-        except BaseException:
-            code = 1
-        os._exit(code)
+        _close_parent_only()
+        _child(read_end, write_end, fn, *args)
     os.close(write_end)
+    return Collector(_collector(pid, read_end), lazy=False)
 
+
+def _child(read_end: int, write_end: int, fn: Callable[..., Any], *args: Any) -> None:
+    code = 0
+    try:
+        os.close(read_end)
+        payload = pickle.dumps(fn(*args))
+        with os.fdopen(write_end, "wb") as out:
+            out.write(payload)
+    except BaseException:
+        code = 1
+    os._exit(code)
+
+
+def _close_parent_only() -> None:
+    for fd in list(_PARENT_ONLY):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _PARENT_ONLY.clear()
+
+
+def _collector(pid: int, read_end: int) -> Callable[[], Any]:
     def collect() -> Any:
         try:
             with os.fdopen(read_end, "rb") as fh:
@@ -80,7 +106,105 @@ def start(fn: Callable[..., Any], *args: Any, fork: bool = True) -> Collector:
             return FAILED
         return pickle.loads(payload)
 
-    return Collector(collect, lazy=False)
+    return collect
+
+
+class Fed(Collector):
+    """What :func:`start_fed` returns: a collector whose work also waits for one object,
+    handed over with :meth:`send` once the caller has made it."""
+
+    def __init__(
+        self, collect: Callable[[], Any], send: Callable[[Any], None], *, lazy: bool
+    ) -> None:
+        super().__init__(collect, lazy=lazy)
+        self._send: Callable[[Any], None] | None = send
+
+    def send(self, obj: Any) -> None:
+        """Hand ``obj`` to the work (once; later calls do nothing)."""
+        send, self._send = self._send, None
+        if send is not None:
+            send(obj)
+
+    def __call__(self) -> Any:
+        self._send_nothing()
+        return super().__call__()
+
+    def discard(self) -> None:
+        self._send_nothing()
+        super().discard()
+
+    def _send_nothing(self) -> None:
+        if self._send is not None:
+            self.send(_NOTHING)
+
+
+_NOTHING = object()  # sent when the caller collects or discards without having sent
+
+
+def start_fed(fn: Callable[..., Any], *args: Any) -> Fed:
+    """Start ``fn(receive, *args)`` beside this process, before all its input exists.
+
+    ``receive()`` gives the object the caller hands over later with :meth:`Fed.send`
+    (pickled through a pipe), or raises EOFError when the collector is called or discarded
+    without one; ``fn`` does what it can before it asks. Otherwise as :func:`start`.
+    """
+    if not CAN_FORK:
+        box: list[Any] = []
+
+        def receive_here() -> Any:
+            if not box or box[0] is _NOTHING:
+                raise EOFError("nothing was sent")
+            return box[0]
+
+        return Fed(lambda: _in_process(fn, receive_here, *args), box.append, lazy=True)
+    in_read, in_write = os.pipe()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(in_write)
+        _close_parent_only()
+
+        def receive() -> Any:
+            # A length first: a later sibling may hold the write end open, so no EOF comes.
+            with os.fdopen(in_read, "rb") as fh:
+                head = fh.read(8)
+                size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+                payload = fh.read(size) if size else b""
+            if not size or len(payload) != size:
+                raise EOFError("nothing was sent")
+            return pickle.loads(payload)
+
+        _child(read_end, write_end, fn, receive, *args)
+    _PARENT_ONLY.add(in_write)
+    os.close(in_read)
+    os.close(write_end)
+    writer: list[threading.Thread] = []
+
+    def send(obj: Any) -> None:
+        # The child may still be busy with what it does first, and a pipe holds only 64 KiB:
+        # a thread writes, so that this process goes on meanwhile.
+        payload = b"" if obj is _NOTHING else pickle.dumps(obj)
+        thread = threading.Thread(target=_write_all, args=(in_write, payload), daemon=True)
+        thread.start()
+        writer.append(thread)
+
+    collect_result = _collector(pid, read_end)
+
+    def collect() -> Any:
+        for thread in writer:
+            thread.join()
+        return collect_result()
+
+    return Fed(collect, send, lazy=False)
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    _PARENT_ONLY.discard(fd)  # before it is closed: a later child must not close its reuse
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(struct.pack("<Q", len(payload)) + payload)
+    except OSError:
+        pass  # the child is gone: its collector says FAILED
 
 
 def _in_process(fn: Callable[..., Any], *args: Any) -> Any:

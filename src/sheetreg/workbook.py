@@ -913,10 +913,20 @@ def _write_checked(
     from sheetreg.xlsxpatch import patch_workbook
 
     remove_stale_temps(path, backups)
-    if patched is None or proof is None:
-        # sheetreg's own text goes into the cells: no search of a table of 10^6 strings, and
-        # next week's status replaces this week's without leaving an orphan string.
-        result = patched or patch_workbook(package.plain, plan, residues=False, inline=True)
+    if patched is None:
+        # The check prepares the original's side on the second core while the patch is made.
+        early = start_fidelity_check_early(package.plain, plan)
+        try:
+            # sheetreg's own text goes into the cells: no search of a table of 10^6 strings,
+            # and next week's status replaces this week's without leaving an orphan string.
+            result = patch_workbook(package.plain, plan, residues=False, inline=True)
+        except BaseException:
+            early.discard()
+            raise
+        early.send(result)
+        fidelity: forking.Collector = early
+    elif proof is None:
+        result = patched
         fidelity = start_fidelity_check(package.plain, result, plan)
     else:
         result, fidelity = patched, proof
@@ -1007,7 +1017,23 @@ def start_fidelity_check(
     return forking.start(_fidelity_verdict, original, result, plan)
 
 
-def _fidelity_verdict(original: bytes, result: PatchResult, plan: Sequence[CellEdit]) -> str | None:
+def start_fidelity_check_early(original: bytes, plan: Sequence[CellEdit]) -> forking.Fed:
+    """The fidelity check, started before the patch of ``plan`` is made; hand it the patch
+    with ``send(result)``. The child prepares the original's side meanwhile (see
+    :func:`sheetreg.xlsxpatch.verify_patch`); otherwise as :func:`start_fidelity_check`.
+    """
+    return forking.start_fed(_fidelity_verdict_fed, original, plan)
+
+
+def _fidelity_verdict_fed(
+    receive: Callable[[], PatchResult], original: bytes, plan: Sequence[CellEdit]
+) -> str | None:
+    return _fidelity_verdict(original, receive, plan)
+
+
+def _fidelity_verdict(
+    original: bytes, result: PatchResult | Callable[[], PatchResult], plan: Sequence[CellEdit]
+) -> str | None:
     """None when the patched package differs from the original only as planned, else why."""
     from sheetreg.xlsxpatch import verify_patch
 

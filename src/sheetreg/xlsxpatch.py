@@ -3041,7 +3041,11 @@ def _verify_styles(old: bytes, new: bytes, part: str) -> _Styles:
     return n
 
 
-def verify_patch(original: bytes, result: PatchResult, edits: Sequence[CellEdit]) -> None:
+def verify_patch(
+    original: bytes,
+    result: PatchResult | Callable[[], PatchResult],
+    edits: Sequence[CellEdit],
+) -> None:
     """Prove ``result`` differs from ``original`` only by ``edits``; raise FidelityError if not.
 
     Untouched members must be byte-identical (decompressed) with the same names, order and
@@ -3049,11 +3053,21 @@ def verify_patch(original: bytes, result: PatchResult, edits: Sequence[CellEdit]
     spans) and those cells must decode to the values written; worksheets whose shared-string
     references were renumbered must decode to the same values; shared strings, styles,
     calcChain, tables, rels and content types may change only in the ways a patch needs.
+
+    ``result`` may be a function that gives it: the original's side (the edits planned, the
+    string table and the edited sheets read) is then prepared before it is called, which is
+    while the patch is still being made when the check runs in a child (forking.start_fed).
     """
     old = _Package(original, PatchError)
-    new = _Package(result.data, FidelityError)
     wb = _load_workbook(old)
     plans = _plan(wb, edits, PatchError)
+    old_sst = (
+        _SharedStrings(wb.sst_part, old.read(wb.sst_part), FidelityError) if wb.sst_part else None
+    )
+    old_sheets = {part: old.read(part) for part in plans}
+    if callable(result):
+        result = result()
+    new = _Package(result.data, FidelityError)
     changed = set(result.changed_parts)
 
     new_set, old_set = set(new.names), set(old.names)
@@ -3134,9 +3148,8 @@ def verify_patch(original: bytes, result: PatchResult, edits: Sequence[CellEdit]
         elif any(isinstance(c.value, dt.date) for p in plans.values() for c in p.cells.values()):
             new_styles = _Styles(wb.styles_part, new.read(wb.styles_part))
 
-    old_sst = new_sst = None
-    if wb.sst_part:
-        old_sst = _SharedStrings(wb.sst_part, old.read(wb.sst_part), FidelityError)
+    new_sst = None
+    if wb.sst_part and old_sst is not None:
         new_sst = (
             _SharedStrings(wb.sst_part, new.read(wb.sst_part), FidelityError)
             if wb.sst_part in changed
@@ -3150,10 +3163,11 @@ def verify_patch(original: bytes, result: PatchResult, edits: Sequence[CellEdit]
 
     for part in cell_sheets:
         plan = plans.get(part)
+        before = old_sheets.get(part) if plan is not None else None
         if part in changed:
-            _SheetVerifier(part, old.read(part), new.read(part), plan, ctx).run()
+            _SheetVerifier(part, before or old.read(part), new.read(part), plan, ctx).run()
         elif plan is not None:  # edits that wrote what was there: still check the values
-            same = old.read(part)
+            same = before or old.read(part)
             _SheetVerifier(part, same, same, plan, ctx).run()
         elif changed_strings:
             data = new.read(part)
