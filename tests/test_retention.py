@@ -408,3 +408,50 @@ def test_due_erasures_takes_approved_rows(tmp_path):
 def test_pseudonym_shape():
     """Pseudonymous references are recognisable and cannot be client IDs."""
     assert is_pseudonym("P-0123456789abcdef") and not is_pseudonym("A1001")
+
+
+def test_quick_init_keeps_the_dataclass_contract():
+    """Hold and ClientStatus get a faster __init__ (register.quick_init): the parameters,
+    defaults and frozenness are the dataclass's; replace, pickling and equality still work;
+    a class it cannot serve is refused rather than given a wrong __init__."""
+    import dataclasses
+    import inspect
+    import pickle
+
+    from sheetreg.register import quick_init
+    from sheetreg.retention import ClientStatus, Hold
+
+    for cls in (Hold, ClientStatus):
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        fields = dataclasses.fields(cls)
+        assert [p.name for p in params] == [f.name for f in fields]
+        assert [p.default for p in params] == [
+            inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+            for f in fields
+        ]
+    hold = Hold("manual-hold", ("clients.*",), dt.date(2027, 1, 1), "x", "Asiakkaat!T2")
+    status = ClientStatus("A1", 2, "ended", None, None, (hold,), True, index=0, approved=True)
+    assert (status.automatic, status.erased, status.as_of, status.approved) == (
+        False,
+        False,
+        None,
+        True,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.row = 3  # type: ignore[misc]
+    assert dataclasses.replace(status, row=3).row == 3
+    assert pickle.loads(pickle.dumps(status)) == status
+    assert hold == Hold(
+        kind="manual-hold",
+        fields=("clients.*",),
+        until=dt.date(2027, 1, 1),
+        reason="x",
+        source="Asiakkaat!T2",
+    )
+
+    @dataclasses.dataclass(frozen=True)
+    class WithFactory:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError):
+        quick_init(WithFactory)

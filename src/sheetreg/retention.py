@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from sheetreg import values
+from sheetreg.register import quick_init
 from sheetreg.schema import (
     BILLING_METHODS,
     CLIENTS,
@@ -187,6 +188,7 @@ def accounting_retention_until(invoice_date: dt.date, fy_end: tuple[int, int]) -
 # --- statuses and holds ---------------------------------------------------------------------
 
 
+@quick_init  # one per invoice: a register has 100,000
 @dataclass(frozen=True)
 class Hold:
     """Something that keeps some of a client's data past the relationship, until a date.
@@ -237,6 +239,7 @@ class ErasureRecord:
     reason: str
 
 
+@quick_init  # one per client
 @dataclass(frozen=True)
 class ClientStatus:
     """A client's retention status as of a day.
