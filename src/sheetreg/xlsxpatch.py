@@ -3054,8 +3054,8 @@ def verify_patch(
     references were renumbered must decode to the same values; shared strings, styles,
     calcChain, tables, rels and content types may change only in the ways a patch needs.
 
-    ``result`` may be a function that gives it: the original's side (the edits planned, the
-    string table and the edited sheets read) is then prepared before it is called, which is
+    ``result`` may be a function that gives it: the original's side (the edits planned, its
+    string table and first edited sheet read) is then prepared before it is called, which is
     while the patch is still being made when the check runs in a child (forking.start_fed).
     """
     old = _Package(original, PatchError)
@@ -3064,7 +3064,10 @@ def verify_patch(
     old_sst = (
         _SharedStrings(wb.sst_part, old.read(wb.sst_part), FidelityError) if wb.sst_part else None
     )
-    old_sheets = {part: old.read(part) for part in plans}
+    # The first edited sheet too (the Clients sheet); the others are read one at a time as
+    # they are checked: held all at once, a register of 100,000 clients would cost 100 MiB.
+    first = next((part for part in _cell_sheets(wb) if part in plans), None)
+    ahead = (first, old.read(first)) if first is not None else None
     if callable(result):
         result = result()
     new = _Package(result.data, FidelityError)
@@ -3161,9 +3164,11 @@ def verify_patch(
     changed_strings = _changed_strings(old_sst, new_sst) if wb.sst_part in changed else set()
     ctx = _VerifyContext(old_sst, new_sst, changed_strings, new_styles, wb.date1904)
 
-    for part in cell_sheets:
+    for part in sorted(cell_sheets, key=lambda name: name != first):  # the one read first
         plan = plans.get(part)
-        before = old_sheets.get(part) if plan is not None else None
+        before = None
+        if ahead is not None and part == ahead[0]:
+            before, ahead = ahead[1], None  # freed once its sheet is checked
         if part in changed:
             _SheetVerifier(part, before or old.read(part), new.read(part), plan, ctx).run()
         elif plan is not None:  # edits that wrote what was there: still check the values
