@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import openpyxl
 import pytest
@@ -124,19 +125,31 @@ def _fed_sum(receive, head):
     return before + sum(receive())
 
 
+def _fed_after(receive, marker):
+    # Asks for its input only once the parent got past send(): a send that waited for the
+    # child to read (a pipe holds 64 KiB) would never get there.
+    for _ in range(1000):
+        if marker.exists():
+            return sum(receive())
+        time.sleep(0.01)
+    raise TimeoutError("send() held the parent up")
+
+
 @pytest.mark.parametrize("can_fork", [True, False])
-def test_fed_work_gets_its_input_later(monkeypatch, can_fork):
+def test_fed_work_gets_its_input_later(monkeypatch, tmp_path, can_fork):
     """start_fed: the child starts before its input exists and is handed it with send();
-    a big input (beyond a pipe's buffer) does not hold the parent up; collected or discarded
-    without input, the work fails instead of waiting forever. A child forked after a fed
-    one does not keep the fed one's input open."""
+    a big input (beyond a pipe's buffer) does not hold the parent up, and a child forked
+    meanwhile does not disturb it; collected or discarded without input, the work fails
+    instead of waiting forever, and nothing is left behind."""
     from sheetreg import forking
 
     monkeypatch.setattr(forking, "CAN_FORK", can_fork)
-    fed = forking.start_fed(_fed_sum, 1)
+    marker = tmp_path / "sent"
+    fed = forking.start_fed(_fed_after, marker)
     other = forking.start(sum, [5])  # forked while the fed child still waits
     fed.send(list(range(200_000)))  # megabytes pickled
-    assert fed() == 2 + sum(range(200_000)) and fed() == fed()
+    marker.touch()
+    assert fed() == sum(range(200_000)) and fed() == fed()
     assert other() == 5
     hungry = forking.start_fed(_fed_sum, 1)
     assert hungry() is forking.FAILED  # nothing was sent

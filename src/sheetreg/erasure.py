@@ -1397,9 +1397,10 @@ def _attempt(
 ]:
     """Build the edits and log rows, patch in memory, search; report plans with leftovers.
 
-    The patch's fidelity check and its reopen check start as soon as the patch is made, on
-    the second core, so that they run while the package is searched and the file written
-    aside (the write then reads back only the log's last cells).
+    The patch's fidelity check starts before the patch is made (it reads the original
+    meanwhile) and its reopen check as soon as the patch is made, both beside this process,
+    so that they run while the package is searched and the file written aside (the write
+    then reads back only the log's last cells).
     """
     from sheetreg.workbook import start_fidelity_check_early, start_reopen_check
     from sheetreg.xlsxpatch import patch_workbook

@@ -357,7 +357,7 @@ def _invoices_by_client(
     letter = invoices.letter("invoice_number") if invoices.has("invoice_number") else "A"
     first = invoices.header_row + 1
     for i, raw in enumerate(ids):
-        cid = raw.strip() if raw.__class__ is str else values.id_text(raw)
+        cid = values.id_text(raw)
         if not cid or (only is not None and cid != only):
             continue
         number = numbers[i]
@@ -485,7 +485,7 @@ def _status_rows_unpaused(
     first = clients.header_row + 1
     for i in [only[0]] if only else clients.nonblank_rows():
         raw = ids[i]
-        cid = raw.strip() if raw.__class__ is str else values.id_text(raw)
+        cid = values.id_text(raw)
         if not cid:
             continue
         row = first + i

@@ -843,7 +843,8 @@ def write_cells(
     ``patched`` is a caller's patch of exactly these edits on the workbook's (plain) bytes as
     read, made for its own purposes (the erasure searches it): it is not made again, and the
     fidelity check proves it against the file on disk like any other. ``proof`` is that
-    check already under way for ``patched`` (see :func:`start_fidelity_check`): its verdict
+    check already under way for ``patched`` (see :func:`start_fidelity_check` and
+    :func:`start_fidelity_check_early`): its verdict
     is awaited before the replace, as the writer's own would be. ``meanwhile`` is work of
     the caller's that needs nothing of the write (the weekly report's sections): it is done
     while the written file is read back, by a forked child then, before the replace.

@@ -2533,10 +2533,10 @@ class _SheetVerifier:
         """
         planned = self.plan.cells if self.plan else {}
         rx = self.rx
-        per_letter: dict[int, int] = {}
+        per_column: dict[int, int] = {}
         for _, col in planned:
-            per_letter[col] = per_letter.get(col, 0) + 1
-        dense = {col for col, n in per_letter.items() if n >= _DENSE_COLUMN_CELLS}
+            per_column[col] = per_column.get(col, 0) + 1
+        dense = {col for col, n in per_column.items() if n >= _DENSE_COLUMN_CELLS}
         spans: list[tuple[int, tuple[int, int], re.Match[bytes]]] = []
         if dense:
             refs = {p.ref.encode(): key for key, p in planned.items() if key[1] in dense}
@@ -3066,7 +3066,8 @@ def verify_patch(
     )
     # The first edited sheet too (the Clients sheet); the others are read one at a time as
     # they are checked: held all at once, a register of 100,000 clients would cost 100 MiB.
-    first = next((part for part in _cell_sheets(wb) if part in plans), None)
+    sheet_order = _cell_sheets(wb)
+    first = next((part for part in sheet_order if part in plans), None)
     ahead = (first, old.read(first)) if first is not None else None
     if callable(result):
         result = result()
@@ -3088,7 +3089,7 @@ def verify_patch(
             raise _fail(f"{info.filename}: the member's timestamp changed")
 
     edited_sheets = set(plans)
-    cell_sheets = set(_cell_sheets(wb))
+    cell_sheets = set(sheet_order)
     tables = {t for part in edited_sheets for t in _table_parts(old, part)}
     rels_part = _rels_part_of(wb.part)
     bookkeeping = {
@@ -3164,7 +3165,7 @@ def verify_patch(
     changed_strings = _changed_strings(old_sst, new_sst) if wb.sst_part in changed else set()
     ctx = _VerifyContext(old_sst, new_sst, changed_strings, new_styles, wb.date1904)
 
-    for part in sorted(cell_sheets, key=lambda name: name != first):  # the one read first
+    for part in sheet_order:  # in tab order, so that a failure names the same sheet each time
         plan = plans.get(part)
         before = None
         if ahead is not None and part == ahead[0]:
