@@ -864,6 +864,115 @@ def test_find_text_sees_character_references_and_attribute_values():
     }
 
 
+def _find_text_cases() -> tuple[bytes, list[str]]:
+    """A package whose values sit everywhere a piece's edge could fall: text, attributes,
+    references, markup, a part in UTF-16 and one with CDATA."""
+    rows = []
+    for r in range(1, 120):
+        text = ["Aalto", "Äijälä &amp; Co", "M&#228;kinen", "x" * (r % 7), "Öhman"][r % 5]
+        rows.append(
+            f'<row r="{r}" ht="20" customHeight="1"><c r="A{r}" t="inlineStr"><is><t>'
+            f'{text}{r}</t></is></c><c r="B{r}"><v>{r}</v></c></row>'
+        )
+    data = handmade({"S": f"<sheetData>{''.join(rows)}</sheetData>"}, strings=["Virtanen"])
+    buf = io.BytesIO(data)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr(
+            "xl/pivotCache/pivotCacheRecords1.xml",
+            '<?xml version="1.0" encoding="UTF-16"?><r><s v="Lahtinen"/></r>'.encode("utf-16"),
+        )
+        z.writestr(
+            "xl/comments1.xml",
+            "<comments><t><![CDATA[<b x='1' Nieminen>]]></t>" + "<t>pad</t>" * 40 + "</comments>",
+        )
+    needles = [
+        "aaltonen",  # nowhere
+        "aalto5",
+        "äijälä & co61",
+        "mäkinen2",
+        "mäkinen117",
+        "öhman119",
+        "customheight",  # markup only
+        "lahtinen",
+        "nieminen",
+        "virtanen",
+        "ei",  # only in customHeight: never content
+    ]
+    return buf.getvalue(), needles
+
+
+@pytest.mark.parametrize("piece", [17, 40, 64, 333, 4 << 20])
+def test_find_text_in_pieces_finds_what_a_whole_search_finds(
+    piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part is searched a piece at a time: every size of piece, down to pieces shorter
+    than a needle, finds exactly what one search of the whole part finds."""
+    import sheetreg.xlsxpatch as xp
+
+    data, needles = _find_text_cases()
+    monkeypatch.setattr(xp, "_SEARCH_PIECE", piece)
+    got = {(r.part, needles[r.needle]) for r in find_text(data, needles)}
+    assert got == {
+        ("xl/worksheets/sheet1.xml", "aalto5"),
+        ("xl/worksheets/sheet1.xml", "äijälä & co61"),
+        ("xl/worksheets/sheet1.xml", "mäkinen2"),
+        ("xl/worksheets/sheet1.xml", "mäkinen117"),
+        ("xl/worksheets/sheet1.xml", "öhman119"),
+        ("xl/pivotCache/pivotCacheRecords1.xml", "lahtinen"),
+        ("xl/comments1.xml", "nieminen"),
+        ("xl/sharedStrings.xml", "virtanen"),
+    }
+
+
+@given(
+    text=st.text(alphabet="<>ab&;#x", max_size=300),
+    size=st.integers(1, 40),
+    overlap=st.integers(0, 20),
+)
+def test_xml_pieces_cover_every_short_text_from_its_own_piece(
+    text: str, size: int, overlap: int
+) -> None:
+    """Each piece after the first starts at the first '<' at least ``size`` bytes past the
+    previous one's start; any run of up to ``overlap`` bytes lies whole in the piece in which it
+    starts; every piece ends at the end or just before a '<'."""
+    from sheetreg.xlsxpatch import _xml_pieces
+
+    data = text.encode()
+    pieces = list(_xml_pieces(io.BytesIO(data), size, overlap))
+    starts = [0]
+    while (nxt := data.find(b"<", starts[-1] + size)) >= 0 and len(starts) < len(pieces):
+        starts.append(nxt)
+    assert len(starts) == len(pieces)
+    for start, piece in zip(starts, pieces, strict=True):
+        assert data.startswith(piece, start)
+        end = start + len(piece)
+        assert end == len(data) or data[end : end + 1] == b"<"
+    assert data.endswith(pieces[-1])
+    for pos in range(len(data)):
+        n = max(k for k, start in enumerate(starts) if start <= pos)
+        assert starts[n] + len(pieces[n]) >= min(len(data), pos + overlap)
+
+
+def test_find_text_needle_with_markup_across_a_piece_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value with '<' in it matches as written up to a tag; the piece holding its start
+    holds all of it, even when the next piece starts at that tag."""
+    import sheetreg.xlsxpatch as xp
+
+    part = b"<x><t>" + b"a" * 50 + b"bc</t></x>"
+    monkeypatch.setattr(xp, "_SEARCH_PIECE", part.index(b"</t>"))
+    hits = xp._find_text_in(["p.xml"], lambda _n: io.BytesIO(part), {}, ["BC</T"])
+    assert hits == [xp.Residue("p.xml", xp._part_kind("p.xml"), 0)]
+
+
+def test_xml_pieces_are_pieces() -> None:
+    """A long part does come in many short pieces (the memory the search saves)."""
+    from sheetreg.xlsxpatch import _xml_pieces
+
+    pieces = list(_xml_pieces(io.BytesIO(b"<c><v>1</v></c>" * 1000), 100, 10))
+    assert len(pieces) > 100
+    assert max(map(len, pieces)) < 140
+
+
 def test_read_cells_decodes_each_kind():
     """read_cells resolves shared and inline strings, booleans, numbers and empty cells."""
     body = (

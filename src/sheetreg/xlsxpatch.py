@@ -42,7 +42,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 from xml.parsers import expat
 
 if TYPE_CHECKING:
@@ -411,6 +411,13 @@ class _Package:
             pos = end
         return out
 
+    def open(self, name: str) -> IO[bytes]:
+        """The member's bytes as a stream, decompressed as read (its CRC checked at the end)."""
+        real = self.real_name(name)
+        if real is None:
+            raise self.error(f"{name}: the package has no such part")
+        return _MemberStream(self.zip.open(real), real, self.error)
+
     def read(self, name: str) -> bytes:
         real = self.real_name(name)
         if real is None:
@@ -419,6 +426,27 @@ class _Package:
             return self.zip.read(real)
         except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:
             raise self.error(f"{real}: the package member cannot be read") from exc
+
+
+class _MemberStream(io.RawIOBase):
+    """A package member being read: a damaged one raises the package's error, naming it."""
+
+    def __init__(self, inner: IO[bytes], name: str, error: type[Exception]) -> None:
+        super().__init__()
+        self._inner, self._name, self._error = inner, name, error
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._inner.read(size)
+        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:
+            raise self._error(f"{self._name}: the package member cannot be read") from exc
+
+    def close(self) -> None:
+        self._inner.close()
+        super().close()
 
 
 @functools.cache
@@ -1820,13 +1848,98 @@ def _automaton(variant_sets: list[list[str]]) -> Any:
     return automaton
 
 
-def _text_hits(raw: bytes, automaton: Any, needles: int) -> list[int]:
-    """Indexes of the needles (in ``automaton``, see :func:`_automaton`) found in one part."""
-    text = _decode_part(raw).casefold()
+# A part is searched this many bytes at a time: the sheets of a big register are tens of
+# megabytes, and as text (decoded, then case-folded) each would cost several times that at once.
+_SEARCH_PIECE = 4 << 20
+
+
+def _text_hits(
+    open_part: Callable[[], IO[bytes]], automaton: Any, needles: int, longest: int
+) -> list[int]:
+    """Indexes of the needles (in ``automaton``, see :func:`_automaton`) found in one part.
+
+    A UTF-8 part is read and searched in pieces (see :func:`_xml_pieces`); one in another
+    encoding, or with a CDATA section (where '<' is text, so a piece's edge could fall in
+    it), is searched whole.
+    """
+    found: set[int] = set()
+    # ``longest`` is the longest variant in characters; one written as character references
+    # (&#x10FFFF;) takes up to 10 bytes each.
+    overlap = 10 * longest + 16
+    with open_part() as stream:
+        for n, piece in enumerate(_xml_pieces(stream, _SEARCH_PIECE, overlap)):
+            if n == 0 and not _plainly_utf8(piece):
+                break
+            if b"<![" in piece:
+                break  # a CDATA section (or a DTD's): searched whole below
+            text = str(piece, "utf-8", "replace")
+            _search_text(text.removeprefix("\ufeff"), automaton, found, needles, whole=False)
+            if len(found) == needles:
+                break
+        else:
+            return sorted(found)
+        if len(found) == needles:
+            return sorted(found)
+    with open_part() as stream:
+        _search_text(_decode_part(stream.read()), automaton, found, needles, whole=True)
+    return sorted(found)
+
+
+def _plainly_utf8(head: bytes) -> bool:
+    """True when a part starting with ``head`` is UTF-8 (no other BOM nor declared encoding)."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return False
+    m = re.search(rb"""encoding\s*=\s*["']([\w.\-]+)["']""", head[:200])
+    return m is None or m[1].lower() in (b"utf-8", b"utf8")
+
+
+def _xml_pieces(stream: IO[bytes], size: int, overlap: int) -> Iterator[bytes]:
+    """The stream's bytes in pieces of about ``size`` bytes that overlap.
+
+    Each piece starts at the start or at a '<', and ends at the end or at a '<' at least
+    ``overlap`` bytes past the next piece's start: so any text of up to ``overlap`` bytes lies
+    whole in the piece where it starts, with the markup before it back to that piece's first
+    '<' (enough to tell markup from content), and no character or character reference is cut
+    ('<' is never part of either, nor of a UTF-8 sequence).
+    """
+    buf = bytearray()
+    eof = False
+
+    def fill(upto: int) -> None:
+        nonlocal eof
+        while not eof and len(buf) < upto:
+            block = stream.read(max(size, upto - len(buf)))
+            if block:
+                buf.extend(block)
+            else:
+                eof = True
+
+    while True:
+        fill(size + overlap + 1)
+        cut = buf.find(b"<", size)
+        while cut < 0 and not eof:
+            searched = len(buf)
+            fill(searched + size)
+            cut = buf.find(b"<", searched)
+        end = buf.find(b"<", cut + overlap) if cut >= 0 else -1
+        while cut >= 0 and end < 0 and not eof:
+            searched = max(len(buf), cut + overlap)
+            fill(searched + size)
+            end = buf.find(b"<", searched)
+        if cut < 0 or end < 0:
+            yield bytes(buf)  # the rest is in this piece
+            return
+        yield bytes(buf[:end])
+        del buf[:cut]
+
+
+def _search_text(text: str, automaton: Any, found: set[int], needles: int, *, whole: bool) -> None:
+    """Add to ``found`` the needles that occur in character data or attribute values of
+    ``text``: a ``whole`` part, or a piece of one without CDATA that starts at a '<'."""
+    text = text.casefold()
     if "&#" in text:
         text = re.sub(r"&#(x[0-9a-f]+|[0-9]+);", lambda m: _numeric_ref(m[1]), text)
-    has_cdata = "<![cdata[" in text
-    found: set[int] = set()
+    has_cdata = whole and "<![cdata[" in text
     tries: dict[str, int] = {}
     for end, (variant, indexes) in automaton.iter(text):
         if found.issuperset(indexes):
@@ -1844,8 +1957,7 @@ def _text_hits(raw: bytes, automaton: Any, needles: int) -> list[int]:
         if _in_content(text, end - len(variant) + 1, has_cdata):
             found.update(indexes)
             if len(found) == needles:
-                break
-    return sorted(found)
+                return
 
 
 def _found_in_content(text: str, variant: str, has_cdata: bool) -> bool:
@@ -1882,7 +1994,7 @@ def _numeric_ref(code: str) -> str:
 
 def _find_text_in(
     names: Sequence[str],
-    read: Callable[[str], bytes],
+    open_part: Callable[[str], IO[bytes]],
     content_types: dict[str, str],
     needles: Sequence[str],
 ) -> list[Residue]:
@@ -1890,12 +2002,13 @@ def _find_text_in(
     if not any(variant_sets):
         return []
     automaton = _automaton(variant_sets)
+    longest = max(len(v) for variants in variant_sets for v in variants)
     out = []
     for name in names:
         if not _is_xml_part(name, content_types):
             continue
         kind = _part_kind(name)
-        hits = _text_hits(read(name), automaton, len(needles))
+        hits = _text_hits(functools.partial(open_part, name), automaton, len(needles), longest)
         out.extend(Residue(name, kind, i) for i in hits)
     return out
 
@@ -1926,7 +2039,7 @@ def find_text(
     """
     pkg = _Package(data)
     names = pkg.names if parts is None else [n for n in pkg.names if n in parts]
-    return _find_text_in(names, pkg.read, _content_types(pkg), needles)
+    return _find_text_in(names, pkg.open, _content_types(pkg), needles)
 
 
 def read_cells(data: bytes, sheet: str, refs: Iterable[str]) -> dict[str, CellValue]:
@@ -2134,10 +2247,10 @@ def patch_workbook(
     if needles and residues:
         names = [n for n in pkg.names if n not in removed_parts]
 
-        def read_new(name: str) -> bytes | bytearray:
-            return new_parts[name] if name in changed else pkg.read(name)
+        def open_new(name: str) -> IO[bytes]:
+            return io.BytesIO(new_parts[name]) if name in changed else pkg.open(name)
 
-        found = _find_text_in(names, read_new, _content_types(pkg), needles)
+        found = _find_text_in(names, open_new, _content_types(pkg), needles)
     return PatchResult(out, changed_parts, removed_strings, found)
 
 
