@@ -164,6 +164,85 @@ def test_fed_work_gets_its_input_later(monkeypatch, tmp_path, can_fork):
     assert not forking._PARENT_ONLY
 
 
+_SEEN: dict[str, int] = {}
+
+
+def _seen(key):
+    return _SEEN.get(key)
+
+
+def test_spares_take_light_work_as_they_were_forked():
+    """Inside spares(), light work goes to a child forked on the way in: it does not see
+    what this process did since (a fresh fork would), its input comes pickled, fed work
+    too; unpicklable arguments are forked as before; what is not used is released."""
+    from sheetreg import forking
+
+    with forking.spares(4):
+        assert len(forking._SPARES) == 4
+        _SEEN["later"] = 1
+        assert forking.start(_seen, "later", light=True)() is None  # a spare's
+        assert forking.start(_seen, "later")() == 1  # a fresh fork's
+        fed = forking.start_fed(_fed_sum, 1, light=True)
+        fed.send(list(range(200_000)))  # megabytes, after the job on the same pipe
+        assert fed() == 2 + sum(range(200_000))
+        assert forking.start(_call, lambda: 5, light=True)() == 5  # forked: no pickling
+        assert len(forking._SPARES) == 1  # the lambda's spare was released, not lost
+        hungry = forking.start_fed(_fed_sum, 1, light=True)
+        assert hungry() is forking.FAILED  # nothing was sent
+        assert forking.start(sum, [1], light=True)() == 1  # none left: forked as it is
+    _SEEN.clear()
+    with forking.spares(1):
+        # A child forked meanwhile has no spares: the parent's are not its to use.
+        assert forking.start(_light_in_child)() == 6
+    assert not forking._SPARES and not forking._PARENT_ONLY
+    assert not _zombies()
+
+
+def _call(fn):
+    return fn()
+
+
+def _light_in_child():
+    from sheetreg import forking
+
+    return forking.start(sum, [1, 2, 3], light=True)()
+
+
+def test_spares_are_released_and_a_dead_one_fails_cleanly():
+    """A spare left over exits when released, even while another child that was forked
+    after it still runs; a job handed to a spare that died comes back FAILED, at once."""
+    import os
+    import signal
+
+    from sheetreg import forking
+
+    with forking.spares(2):
+        sleeper = forking.start(time.sleep, 3)  # holds no end of the spares' pipes
+        dead = forking._SPARES[-1]
+        os.kill(dead.pid, signal.SIGKILL)
+        started = time.monotonic()
+        assert forking.start(sum, [1], light=True)() is forking.FAILED
+        pids = [s.pid for s in forking._SPARES]
+    assert time.monotonic() - started < 2  # released without waiting for the sleeper
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reaped already
+    assert sleeper() is None
+    assert not _zombies() and not forking._PARENT_ONLY
+
+
+def test_spares_without_fork_do_the_work_here(monkeypatch):
+    """Where nothing forks, spares() forks nothing and light work runs in this process."""
+    from sheetreg import forking
+
+    monkeypatch.setattr(forking, "CAN_FORK", False)
+    with forking.spares(2):
+        assert not forking._SPARES
+        _SEEN["here"] = 2
+        assert forking.start(_seen, "here", light=True)() == 2
+    _SEEN.clear()
+
+
 def test_split_sees_a_hetu_on_a_second_clients_tab(register_path):
     """A second tab named like Clients is scanned for HETUs on the split path too."""
     path = register_path(clients=[client()])

@@ -45,11 +45,14 @@ def flag(path: Path, today: dt.date, dry_run: bool, fmt: str, lang: str | None) 
     Example:  sheetreg flag asiakasrekisteri.xlsx --today 2026-11-25
     Exit: 0 done (a second run writes nothing), 2 the file cannot be used.
     """
+    from sheetreg import forking
     from sheetreg.erasure import flag_workbook
+    from sheetreg.run import SPARE_MODULES
     from sheetreg.workbook import read_register
 
-    register = read_register(path)
-    result = flag_workbook(path, today, dry_run=dry_run, register=register)
+    with forking.spares(1, *SPARE_MODULES):  # the fidelity check's
+        register = read_register(path)
+        result = flag_workbook(path, today, dry_run=dry_run, register=register)
     if fmt == "json":
         _emit_json(result.to_dict())
     else:
@@ -125,7 +128,8 @@ def erase(  # noqa: PLR0917 (click passes every option positionally)
       sheetreg erase asiakasrekisteri.xlsx --reapply
     Exit: 0 erased (or nothing to do), 1 refused (the plan says why), 2 unusable input.
     """
-    from sheetreg.workbook import read_register
+    from sheetreg import forking
+    from sheetreg.run import SPARE_MODULES
 
     chosen = sum([client_id is not None, approved, reapply])
     if chosen != 1:
@@ -133,6 +137,25 @@ def erase(  # noqa: PLR0917 (click passes every option positionally)
     if reapply:
         _reapply(path, today, dry_run=dry_run, yes=yes, fmt=fmt, lang=lang)
         return
+    # The erasure's checks (fidelity, read-back, half the proof) go to children forked now,
+    # while this process is small.
+    with forking.spares(3, *SPARE_MODULES):
+        _erase(path, client_id, reason, approved, today, dry_run, yes, fmt, lang)
+
+
+def _erase(  # noqa: PLR0917
+    path: Path,
+    client_id: str | None,
+    reason: str | None,
+    approved: bool,
+    today: dt.date,
+    dry_run: bool,
+    yes: bool,
+    fmt: str,
+    lang: str | None,
+) -> None:
+    from sheetreg.workbook import read_register
+
     register = read_register(path)
     lang = lang or register.lang
     if approved:

@@ -645,7 +645,7 @@ def _scan_package(data: bytes, scan: _Scan) -> tuple[list[Leftover], int]:
         side = 0 if sizes[0] <= sizes[1] else 1
         halves[side].add(info.filename)
         sizes[side] += info.file_size
-    other = forking.start(_scan_parts, data, scan, halves[1])
+    other = forking.start(_scan_parts, data, scan, halves[1], light=True)
     try:
         leftovers = _scan_parts(data, scan, halves[0])
     except BaseException:

@@ -9,6 +9,12 @@ does not exist, so there the work runs in-process when collected.
 
 A child started with :func:`start_fed` begins before all its input exists (the fidelity
 check reads the original while the patch is made) and is handed the rest through a pipe.
+
+A fork costs in proportion to what the process holds: afterwards every page either side
+writes to (a reference count changing is enough) is copied first. Work that needs only bytes
+and small arguments (the checks of a written package) is therefore handed to a *spare*: a
+child forked at the start of a command, while the process is still small (:func:`spares`),
+that waits for one job whose arguments come pickled through a pipe (``light=True``).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import pickle
 import struct
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 CAN_FORK = sys.platform.startswith("linux")
@@ -58,15 +64,23 @@ class Collector:
             self()
 
 
-def start(fn: Callable[..., Any], *args: Any, fork: bool = True) -> Collector:
+def start(fn: Callable[..., Any], *args: Any, fork: bool = True, light: bool = False) -> Collector:
     """Start ``fn(*args)`` beside this process; the returned function waits for its result.
 
     The collector returns the result, or :data:`FAILED` if the child could not deliver one;
     it must be called or discarded (that reaps the child), and may be called again: it gives
     the same result. ``fork=False`` runs ``fn`` in this process when first collected.
+    ``light=True``: ``fn`` is a module-level function and ``args`` are worth pickling, so a
+    spare (see :func:`spares`) does the work if one is waiting.
     """
     if not (CAN_FORK and fork):
         return Collector(lambda: _in_process(fn, *args), lazy=True)
+    spare = _SPARES.pop() if light and _SPARES else None
+    if spare is not None:
+        try:
+            return spare.run(fn, args)
+        except Exception:  # the arguments do not pickle: forked as they are, below
+            spare.release()
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: compute, send, vanish without running the parent's cleanup
@@ -89,10 +103,13 @@ def _child(read_end: int, write_end: int, fn: Callable[..., Any], *args: Any) ->
 
 
 def _close_parent_only() -> None:
+    """In a new child: close the parent's pipe ends that are not its own; the spares are
+    the parent's too."""
     for fd in list(_PARENT_ONLY):
         with contextlib.suppress(OSError):
             os.close(fd)
     _PARENT_ONLY.clear()
+    _SPARES.clear()
 
 
 def _collector(pid: int, read_end: int) -> Callable[[], Any]:
@@ -141,7 +158,7 @@ class Fed(Collector):
 _NOTHING = object()  # sent when the caller collects or discards without having sent
 
 
-def start_fed(fn: Callable[..., Any], *args: Any) -> Fed:
+def start_fed(fn: Callable[..., Any], *args: Any, light: bool = False) -> Fed:
     """Start ``fn(receive, *args)`` beside this process, before all its input exists.
 
     ``receive()`` gives the object the caller hands over later with :meth:`Fed.send`
@@ -157,6 +174,12 @@ def start_fed(fn: Callable[..., Any], *args: Any) -> Fed:
             return box[0]
 
         return Fed(lambda: _in_process(fn, receive_here, *args), box.append, lazy=True)
+    spare = _SPARES.pop() if light and _SPARES else None
+    if spare is not None:
+        try:
+            return spare.run_fed(fn, args)
+        except Exception:  # the arguments do not pickle: forked as they are, below
+            spare.release()
     in_read, in_write = os.pipe()
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -165,14 +188,8 @@ def start_fed(fn: Callable[..., Any], *args: Any) -> Fed:
         _close_parent_only()
 
         def receive() -> Any:
-            # A length first: a later sibling may hold the write end open, so no EOF comes.
             with os.fdopen(in_read, "rb") as fh:
-                head = fh.read(8)
-                size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-                payload = fh.read(size) if size else b""
-            if not size or len(payload) != size:
-                raise EOFError("nothing was sent")
-            return pickle.loads(payload)
+                return _read_message(fh)
 
         _child(read_end, write_end, fn, receive, *args)
     _PARENT_ONLY.add(in_write)
@@ -198,13 +215,157 @@ def start_fed(fn: Callable[..., Any], *args: Any) -> Fed:
     return Fed(collect, send, lazy=False)
 
 
-def _write_all(fd: int, payload: bytes) -> None:
+def _read_message(fh: Any) -> Any:
+    """The next object written by :func:`_write_all` (EOFError: none, or the empty one).
+
+    A length comes first: a later sibling may hold the write end open, so no EOF comes.
+    """
+    head = fh.read(8)
+    size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+    payload = fh.read(size) if size else b""
+    if not size or len(payload) != size:
+        raise EOFError("nothing was sent")
+    return pickle.loads(payload)
+
+
+def _write_all(fd: int, payload: bytes, *, last: bool = True) -> None:
+    """Write one message (length, then ``payload``; empty says "nothing"), and with
+    ``last`` close ``fd``."""
+    if not last:
+        with contextlib.suppress(OSError):  # the child is gone: its collector says FAILED
+            os.write(fd, struct.pack("<Q", len(payload)))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+        return
     _PARENT_ONLY.discard(fd)  # before it is closed: a later child must not close its reuse
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(struct.pack("<Q", len(payload)) + payload)
     except OSError:
         pass  # the child is gone: its collector says FAILED
+
+
+# --- spares ------------------------------------------------------------------------------------
+
+# Spares waiting for a job, forked by spares() (the last one is taken first).
+_SPARES: list[_Spare] = []
+
+
+class _Spare:
+    """A child forked while this process was small, waiting for one job (see :func:`spares`)."""
+
+    def __init__(self, pid: int, job_fd: int, result_fd: int) -> None:
+        self.pid, self.job_fd, self.result_fd = pid, job_fd, result_fd
+
+    def run(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Collector:
+        """Hand it ``fn(*args)``; the collector as :func:`start`'s."""
+        thread = self._send_job(fn, args, fed=False)
+        collect_result = _collector(self.pid, self.result_fd)
+
+        def collect() -> Any:
+            thread.join()
+            return collect_result()
+
+        return Collector(collect, lazy=False)
+
+    def run_fed(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Fed:
+        """Hand it ``fn(receive, *args)``; the collector as :func:`start_fed`'s."""
+        job = self._send_job(fn, args, fed=True)
+        threads = [job]
+
+        def send(obj: Any) -> None:
+            payload = b"" if obj is _NOTHING else pickle.dumps(obj)
+
+            def after_the_job() -> None:
+                job.join()  # one message after the other on the same pipe
+                _write_all(self.job_fd, payload)
+
+            thread = threading.Thread(target=after_the_job, daemon=True)
+            thread.start()
+            threads.append(thread)
+
+        collect_result = _collector(self.pid, self.result_fd)
+
+        def collect() -> Any:
+            for thread in threads:
+                thread.join()
+            return collect_result()
+
+        return Fed(collect, send, lazy=False)
+
+    def _send_job(self, fn: Callable[..., Any], args: tuple[Any, ...], *, fed: bool) -> Any:
+        payload = pickle.dumps((fn, args, fed), protocol=pickle.HIGHEST_PROTOCOL)
+        thread = threading.Thread(
+            target=_write_all, args=(self.job_fd, payload), kwargs={"last": not fed}, daemon=True
+        )
+        thread.start()
+        return thread
+
+    def release(self) -> None:
+        """No job for it: it reads the end of its pipe and exits; reaped here."""
+        _PARENT_ONLY.discard(self.job_fd)
+        for fd in (self.job_fd, self.result_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _serve(job_fd: int, result_fd: int) -> None:
+    """A spare's life: wait for the job, do it, send the result, vanish (no job: the parent
+    released it)."""
+    code = 0
+    try:
+        with os.fdopen(job_fd, "rb") as fh:
+            fn, args, fed = _read_message(fh)
+            result = fn(lambda: _read_message(fh), *args) if fed else fn(*args)
+        payload = pickle.dumps(result)
+        with os.fdopen(result_fd, "wb") as out:
+            out.write(payload)
+    except BaseException:
+        code = 1
+    os._exit(code)
+
+
+@contextlib.contextmanager
+def spares(count: int, *modules: str) -> Iterator[None]:
+    """Fork ``count`` spares now, for the light work (``light=True``) of what runs inside;
+    those not used are released on the way out.
+
+    Called before a command reads the workbook, while the process holds little: a spare
+    shares nothing of the register that would be copied page by page later, and a job's
+    arguments (a package's bytes, the edits) cost little to pickle. ``modules``, which the
+    jobs need, are imported first (here, so that the spares share them). Nested use is fine;
+    without fork it forks nothing.
+    """
+    import importlib
+
+    mine: list[_Spare] = []
+    if CAN_FORK:
+        for name in modules:
+            importlib.import_module(name)
+        for _ in range(count):
+            job_read, job_write = os.pipe()
+            result_read, result_write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(job_write)
+                os.close(result_read)
+                _close_parent_only()
+                _serve(job_read, result_write)
+            os.close(job_read)
+            os.close(result_write)
+            _PARENT_ONLY.add(job_write)
+            mine.append(_Spare(pid, job_write, result_read))
+        _SPARES.extend(mine)
+    try:
+        yield
+    finally:
+        for spare in mine:
+            if spare in _SPARES:
+                _SPARES.remove(spare)
+                spare.release()
 
 
 def _in_process(fn: Callable[..., Any], *args: Any) -> Any:

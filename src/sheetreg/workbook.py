@@ -795,7 +795,7 @@ def start_reopen_check(plain: bytes, edits: Sequence[CellEdit]) -> forking.Colle
     write then reads back only the cells changed after it (``reopened`` in
     :func:`write_cells`). It must be called, or discarded.
     """
-    return forking.start(_reopen_verdict, plain, edits)
+    return forking.start(_reopen_verdict, plain, edits, light=True)
 
 
 def _same_value(got: Any, want: CellValue) -> bool:
@@ -958,7 +958,9 @@ def _write_checked(
             else:
                 # The read-back goes to a child (calamine holds the GIL), the caller's work
                 # is done here meanwhile; a failed check refuses the write as always.
-                reopening = forking.start(_reopen_verdict, tmp, reread, package.password)
+                reopening = forking.start(
+                    _reopen_verdict, tmp, reread, package.password, light=True
+                )
                 try:
                     meanwhile()
                 except BaseException:
@@ -1015,7 +1017,7 @@ def start_fidelity_check(
     the caller goes on; the collector returns None when the patch is proven, else why not
     (a message, or :data:`forking.FAILED`). It must be called, or discarded.
     """
-    return forking.start(_fidelity_verdict, original, result, plan)
+    return forking.start(_fidelity_verdict, original, result, plan, light=True)
 
 
 def start_fidelity_check_early(original: bytes, plan: Sequence[CellEdit]) -> forking.Fed:
@@ -1023,7 +1025,7 @@ def start_fidelity_check_early(original: bytes, plan: Sequence[CellEdit]) -> for
     with ``send(result)``. The child prepares the original's side meanwhile (see
     :func:`sheetreg.xlsxpatch.verify_patch`); otherwise as :func:`start_fidelity_check`.
     """
-    return forking.start_fed(_fidelity_verdict_fed, original, plan)
+    return forking.start_fed(_fidelity_verdict_fed, original, plan, light=True)
 
 
 def _fidelity_verdict_fed(
