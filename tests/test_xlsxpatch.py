@@ -828,6 +828,21 @@ def test_swapping_two_strings_keeps_both():
     assert calamine_cells(result.data, "S") == {"A1": "toka", "B1": "eka"}
 
 
+def test_cell_edits_pickle_as_their_fields():
+    """Edits travel to the checks' children pickled: every kind of value comes back equal."""
+    import pickle
+
+    edits = [
+        CellEdit("Asiakkaat", "S2", "Päättynyt 3.11.2026"),
+        CellEdit("S", "A1", None),
+        CellEdit("S", "B1", dt.date(2026, 11, 3)),
+        CellEdit("S", "C1", 2.5),
+        CellEdit("S", "D1", True),
+    ]
+    back = pickle.loads(pickle.dumps(edits))
+    assert back == edits and [type(e.value) for e in back] == [type(e.value) for e in edits]
+
+
 # --- find_text ---------------------------------------------------------------------------
 
 
