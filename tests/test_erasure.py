@@ -696,3 +696,14 @@ def test_suppression_index_matches_as_the_row_by_row_search(tmp_path):
         )
     tokens = set(key.suppression_tokens("0401234567", "y@example.fi"))
     assert suppressed_rows(register, key, tokens, index) == {1, 2, 3}
+    # An erasure's own entries are matched as text: the rows the tokens would find.
+    from sheetreg.erasure import contact_rows
+
+    for contacts in [
+        [("0401234567", None)],
+        [(None, " Y@EXAMPLE.FI ")],
+        [("+358 50 999 8888", "-"), ("044-555 6666", None)],
+        [(None, None), ("", "")],
+    ]:
+        tokens = {t for phone, email in contacts for t in key.suppression_tokens(phone, email)}
+        assert contact_rows(register, contacts) == suppressed_rows(register, key, tokens)

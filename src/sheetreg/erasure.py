@@ -142,11 +142,19 @@ class ErasureKey:
     def suppression_tokens(self, phone: str | None, email: str | None) -> list[str]:
         """Keyed hashes of a phone number (E.164) and an e-mail address, never the values."""
         tokens = []
-        if phone and phone.strip():
-            tokens.append("S-p:" + self._mac("phone", values.phone_digits(phone.strip())))
-        if email and email.strip():
-            tokens.append("S-e:" + self._mac("email", email.strip().casefold()))
+        phone_form, email_form = _contact_forms(phone, email)
+        if phone_form is not None:
+            tokens.append("S-p:" + self._mac("phone", phone_form))
+        if email_form is not None:
+            tokens.append("S-e:" + self._mac("email", email_form))
         return tokens
+
+
+def _contact_forms(phone: str | None, email: str | None) -> tuple[str | None, str | None]:
+    """The forms in which a phone number and an e-mail address are compared (and hashed)."""
+    phone_form = values.phone_digits(phone.strip()) if phone and phone.strip() else None
+    email_form = email.strip().casefold() if email and email.strip() else None
+    return phone_form, email_form
 
 
 def key_file(workbook: Path) -> Path:
@@ -858,10 +866,15 @@ def _reference(plan: ErasurePlan, key: ErasureKey) -> str:
 def _suppression_for(register: Register, plan: ErasurePlan, key: ErasureKey) -> list[str]:
     if not plan.suppression:
         return []
+    return key.suppression_tokens(*_contact_of(register, plan))
+
+
+def _contact_of(register: Register, plan: ErasurePlan) -> tuple[str | None, str | None]:
+    """The phone and e-mail of the client a plan erases."""
     clients = register.table("clients")
     assert clients is not None
     i = plan.status.index if plan.status else 0
-    return key.suppression_tokens(clients.text(i, "phone"), clients.text(i, "email"))
+    return clients.text(i, "phone"), clients.text(i, "email")
 
 
 # --- the log ----------------------------------------------------------------------------------
@@ -1673,6 +1686,33 @@ def suppression_index(register: Register, key: ErasureKey) -> dict[str, list[int
     return index
 
 
+def contact_rows(register: Register, contacts: Iterable[tuple[str | None, str | None]]) -> set[int]:
+    """Clients rows (data indices) with the phone or e-mail of one of ``contacts`` (phone,
+    e-mail pairs), compared in the forms the suppression tokens hash: the rows that
+    :func:`suppressed_rows` finds for those contacts' tokens, without hashing every row.
+    """
+    clients = register.table("clients")
+    phones: set[str] = set()
+    emails: set[str] = set()
+    for phone, email in contacts:
+        phone_form, email_form = _contact_forms(phone, email)
+        if phone_form is not None:
+            phones.add(phone_form)
+        if email_form is not None:
+            emails.add(email_form)
+    if clients is None or not (phones or emails):
+        return set()
+    out = set()
+    phone_values, email_values = clients.column_values("phone"), clients.column_values("email")
+    for i in clients.nonblank_rows():
+        phone_form, email_form = _contact_forms(
+            values.as_text(phone_values[i]), values.as_text(email_values[i])
+        )
+        if phone_form in phones or email_form in emails:
+            out.add(i)
+    return out
+
+
 def suppressed_rows(
     register: Register,
     key: ErasureKey | None,
@@ -1747,16 +1787,17 @@ def _flag_plan(
     ``index`` is :func:`suppression_index` made with ``key``, if one was made."""
     from sheetreg.xlsxpatch import CellEdit
 
-    tokens = suppression_entries(path, register)
+    on_record = suppression_entries(path, register)
     coming = [p for p in plans if p.allowed and p.suppression]
+    rows: set[int] = set()
     if coming:
-        key = key or load_key(path, create=True)
-        assert key is not None
-        for plan in coming:
-            tokens.update(_suppression_for(register, plan, key))
-    elif tokens:
+        # This write's own entries: their clients' phones and e-mails are at hand, so the
+        # rows that share one are found as text, not by a keyed hash of every row (on a
+        # first run there was no key to hash them with beforehand, see run.py).
+        rows |= contact_rows(register, [_contact_of(register, p) for p in coming])
+    if on_record:
         key = key or load_key(path)
-    rows = suppressed_rows(register, key, tokens, index) if tokens else set()
+        rows |= suppressed_rows(register, key, on_record, index)
     changes, statuses, header = flag_changes(register, today, None, rows)
     edits = [CellEdit(*c.cell.rsplit("!", 1), c.text) for c in changes]
     if header is not None and edits:
