@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,9 @@ import openpyxl
 import pytest
 
 from sheetreg.schema import CLIENTS, DISCLOSURES, INVOICES, REQUESTS, Sheet
+
+# The tests' caches (the holiday tables) are their own, not the user's.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sheetreg-test-cache-")
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "excel"
 if not CORPUS.is_dir():  # CI clones main beside shared/; a developer's tree is /work/main

@@ -155,3 +155,30 @@ def test_deadline_properties(received, extended):
         assert not is_working_day(day)
         day += dt.timedelta(days=1)
     assert due_date(received, extended=True) >= due_date(received)
+
+
+def test_holiday_tables_are_cached_for_the_package_version(tmp_path, monkeypatch):
+    """A year's holidays, as the holidays package lists them, are kept in the user's cache
+    folder and read from there; a table of another version of the package, or a damaged
+    one, is made afresh."""
+    import json
+
+    from sheetreg import deadlines
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fresh = deadlines._public_holidays(2031)
+    assert fresh[dt.date(2031, 12, 6)] == ("Itsenäisyyspäivä", "Independence Day")
+    cache = tmp_path / "sheetreg" / "holidays-FI-2031.json"
+    stored = json.loads(cache.read_text(encoding="utf-8"))
+    assert deadlines._public_holidays(2031) == fresh
+    stored["days"].append(["2031-03-03", "Testipäivä", "Test day"])
+    cache.write_text(json.dumps(stored), encoding="utf-8")
+    assert deadlines._public_holidays(2031)[dt.date(2031, 3, 3)] == ("Testipäivä", "Test day")
+    stored["version"] = "another"
+    cache.write_text(json.dumps(stored), encoding="utf-8")
+    assert deadlines._public_holidays(2031) == fresh
+    cache.write_text("{damaged", encoding="utf-8")
+    assert deadlines._public_holidays(2031) == fresh
+    assert json.loads(cache.read_text(encoding="utf-8"))["days"] == [
+        [d.isoformat(), *names] for d, names in sorted(fresh.items())
+    ]

@@ -12,15 +12,23 @@ No 1182/71 says how such a period is counted:
 
 The public holidays are Finland's (``holidays.country_holidays("FI")``). Midsummer Eve and
 Christmas Eve are added as non-working days, as the Finnish Act on computing time limits
-(Laki säädettyjen määräaikain laskemisesta 150/1930, §5) treats them. Pure functions only.
+(Laki säädettyjen määräaikain laskemisesta 150/1930, §5) treats them. Pure functions only,
+but for one cache: importing ``holidays`` and building a year's table costs a fifth of a
+second (the package imports every country), so a year's table is kept as the package made
+it in the user's cache folder (platformdirs), for that version of the package only.
 """
 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 import functools
+import hashlib
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 ONE_MONTH = 1
@@ -81,14 +89,58 @@ def _midsummer_eve(year: int) -> dt.date:
 @functools.cache
 def _holidays_of(year: int) -> dict[dt.date, tuple[str, str]]:
     """Finland's non-working days of ``year`` other than weekends: date -> (fi name, en name)."""
+    days = _public_holidays(year)
+    days.setdefault(_midsummer_eve(year), _EVES["midsummer-eve"])
+    days.setdefault(dt.date(year, 12, 24), _EVES["christmas-eve"])
+    return days
+
+
+def _public_holidays(year: int) -> dict[dt.date, tuple[str, str]]:
+    """Finland's public holidays of ``year`` as the ``holidays`` package lists them, from the
+    cache when the same version of the package made it."""
+    version = _holidays_version()
+    cache = _holiday_cache(year)
+    if version is not None and cache is not None:
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            stored = json.loads(cache.read_text(encoding="utf-8"))
+            if stored["version"] == version:
+                return {dt.date.fromisoformat(d): (fi, en) for d, fi, en in stored["days"]}
     import holidays
 
     names_fi = holidays.country_holidays("FI", years=year, language="fi")
     names_en = holidays.country_holidays("FI", years=year, language="en_US")
-    days = {day: (str(names_fi.get(day)), str(name)) for day, name in names_en.items()}
-    days.setdefault(_midsummer_eve(year), _EVES["midsummer-eve"])
-    days.setdefault(dt.date(year, 12, 24), _EVES["christmas-eve"])
+    days = {day: (str(names_fi.get(day)), str(name)) for day, name in sorted(names_en.items())}
+    if version is not None and cache is not None:
+        stored = {"version": version, "days": [(d.isoformat(), *n) for d, n in days.items()]}
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(stored, ensure_ascii=False), encoding="utf-8")
+            tmp.replace(cache)
     return days
+
+
+def _holiday_cache(year: int) -> Path | None:
+    """Where the table of ``year`` is cached (None: no user cache folder here)."""
+    try:
+        import platformdirs
+
+        return platformdirs.user_cache_path("sheetreg") / f"holidays-FI-{year}.json"
+    except Exception:
+        return None
+
+
+def _holidays_version() -> str | None:
+    """A fingerprint of the installed ``holidays`` package (its version module, read without
+    importing the package); None when it cannot be found."""
+    import importlib.util
+
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        spec = importlib.util.find_spec("holidays")
+        if spec is not None and spec.origin is not None:
+            version_file = Path(spec.origin).with_name("version.py")
+            return hashlib.sha256(version_file.read_bytes()).hexdigest()[:16]
+    return None
 
 
 def non_working_reason(day: dt.date) -> tuple[str, str] | None:
