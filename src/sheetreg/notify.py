@@ -17,16 +17,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
-import smtplib
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sheetreg.errors import SheetregError
 from sheetreg.secrets import SMTP_PASSWORD, require_secret
+
+if TYPE_CHECKING:  # smtplib and email are imported when a message is made: a run without
+    import smtplib  # e-mail (and the report, which shows LABELS) does without them
+    from email.message import EmailMessage
 
 DEFAULT_PORT = 587
 _COUNT_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -129,6 +130,9 @@ def summary_message(
         else "This message holds counts only. The details are in the report beside the "
         "workbook (reports/).",
     ]
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = config.sender
@@ -163,6 +167,9 @@ def send_summary(
         password = require_secret(
             SMTP_PASSWORD, config.workbook, allow_plaintext=config.allow_plaintext_keyring
         )
+    import smtplib
+    import ssl
+
     server = f"{config.host}:{config.port}"
     try:
         context = ssl.create_default_context(
@@ -221,6 +228,8 @@ def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
         token = base64.b64encode(b"\0" + username.encode() + b"\0" + password.encode())
         code, response = smtp.docmd("AUTH", "PLAIN " + token.decode("ascii"))
         if code != 235:
+            import smtplib
+
             raise smtplib.SMTPAuthenticationError(code, response) from None
         return
     smtp.login(username, password)

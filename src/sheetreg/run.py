@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import time
@@ -136,7 +137,13 @@ def run_weekly(
 
 
 # What the spares' jobs run: imported before they are forked, so that they share it.
-SPARE_MODULES = ("python_calamine", "ahocorasick", "sheetreg.erasure", "sheetreg.workbook")
+SPARE_MODULES = (
+    "python_calamine",
+    "ahocorasick",
+    "sheetreg.erasure",
+    "sheetreg.workbook",
+    "sheetreg.xlsxpatch",
+)
 
 
 def _run_weekly(
@@ -307,13 +314,18 @@ def default_log_dir() -> Path:
     return scheduler_log_dir()
 
 
+def workbook_key(workbook: Path | str) -> str:
+    """A short, stable name for a workbook's scheduler and run-log entries: a hash of its
+    absolute path."""
+    absolute = os.path.normcase(Path(workbook).expanduser().resolve())
+    return hashlib.sha256(absolute.encode("utf-8")).hexdigest()[:16]
+
+
 def log_run(result: RunResult, log_dir: Path | None = None) -> Path | None:
     """Append one line about the run to the run log: counts and hashes, no personal data.
 
     A log that cannot be written does not fail the run (the run itself is done by then).
     """
-    from sheetreg.scheduler import workbook_key
-
     folder = log_dir or default_log_dir()
     entry = {
         "time": dt.datetime.now().astimezone().isoformat(timespec="seconds"),

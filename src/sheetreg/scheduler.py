@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import logging.handlers
@@ -57,7 +56,7 @@ from typing import IO, Any, Final
 
 from sheetreg.errors import SheetregError
 from sheetreg.notify import DEFAULT_PORT, NotifyConfig, send_summary
-from sheetreg.run import weekly_job
+from sheetreg.run import weekly_job, workbook_key
 
 Job = Callable[["ScheduleConfig", dt.date], Mapping[str, int] | None]
 """The weekly job: given the configuration and today's date, returns counts (or None)."""
@@ -308,12 +307,6 @@ def _get(
 
 
 # --- state, lock, log ------------------------------------------------------------------------
-
-
-def workbook_key(workbook: Path | str) -> str:
-    """A short, stable name for a workbook's scheduler files: a hash of its absolute path."""
-    absolute = os.path.normcase(Path(workbook).expanduser().resolve())
-    return hashlib.sha256(absolute.encode("utf-8")).hexdigest()[:16]
 
 
 def default_state_dir() -> Path:
