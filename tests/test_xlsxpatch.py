@@ -1486,12 +1486,26 @@ def _status_edits() -> list[CellEdit]:
     return edits
 
 
-def test_bulk_proof_takes_a_flag_of_every_row(register: bytes, bulk: list[bool | str]):
-    """A status on every row is proven without a walk of the rows, the first and next time."""
+def test_bulk_proof_takes_a_flag_of_every_row(
+    register: bytes, bulk: list[bool | str], monkeypatch: pytest.MonkeyPatch
+):
+    """A status on every row is proven without a walk of the rows, the first and next time;
+    the original's side is cut before the patch is asked for, and not again."""
+    import sheetreg.xlsxpatch as xp
+
     edits = _status_edits()
     first = patch_workbook(register, edits, residues=False, inline=True)
-    verify_patch(register, first, edits)
+    calls: list[str] = []
+    cut = xp._cut_planned
+    monkeypatch.setattr(xp, "_cut_planned", lambda *a: calls.append("cut") or cut(*a))
+
+    def result() -> xp.PatchResult:
+        calls.append("patch")
+        return first
+
+    verify_patch(register, result, edits)
     assert bulk == [True]
+    assert calls == ["cut", "patch", "cut"]  # the original's body, then the patch's
     again = [CellEdit("Asiakkaat", f"L{r}", None if r % 5 == 0 else "Uusi") for r in range(2, 202)]
     second = patch_workbook(first.data, again, residues=False, inline=True)
     verify_patch(first.data, second, again)

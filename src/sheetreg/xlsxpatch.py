@@ -2521,13 +2521,122 @@ def _changed_strings(old: _SharedStrings | None, new: _SharedStrings | None) -> 
     return changed
 
 
+def _cut_planned(
+    rx: _SheetRx, planned: dict[tuple[int, int], _CellPlan], data: bytes, start: int, end: int
+) -> tuple[bytes, dict[tuple[int, int], re.Match[bytes]]] | None:
+    """The body without the cells at planned references, and those cells (None when a
+    reference occurs twice or a cell is malformed).
+
+    A column with many planned cells (a status on every row) is searched in one pass
+    for its cells; the few cells of other columns (an erasure's) are looked for in their
+    own rows only, so that a pass does not stop at every cell of a sheet. Whatever is not
+    cut is compared byte for byte by the caller, so a cell outside its row shows there.
+    """
+    per_column: dict[int, int] = {}
+    for _, col in planned:
+        per_column[col] = per_column.get(col, 0) + 1
+    dense = {col for col, n in per_column.items() if n >= _DENSE_COLUMN_CELLS}
+    spans: list[tuple[int, tuple[int, int], re.Match[bytes]]] = []
+    if dense:
+        refs = {p.ref.encode(): key for key, p in planned.items() if key[1] in dense}
+        letters = b"|".join(sorted(_COLS[col].encode() for col in dense))
+        find = re.compile(re.escape(rx.cell_r_open) + rb"((?:" + letters + rb')\d+)"')
+        cell = rx.cell
+        for m in find.finditer(data, start, end):
+            key = refs.get(m[1])
+            if key is None:
+                continue
+            c = cell.match(data, m.start(), end)
+            if c is None:
+                return None
+            spans.append((c.start(), key, c))
+    sparse = sorted(key for key in planned if key[1] not in dense)
+    if sparse and not _cut_sparse(rx, data, start, end, sparse, spans=spans):
+        return None
+    spans.sort(key=operator.itemgetter(0))
+    found: dict[tuple[int, int], re.Match[bytes]] = {}
+    pieces = []
+    pos = start
+    for at, key, c in spans:
+        if key in found or at < pos:
+            return None
+        found[key] = c
+        pieces.append(data[pos:at])
+        pos = c.end()
+    pieces.append(data[pos:end])
+    return b"".join(pieces), found
+
+
+def _cut_sparse(
+    rx: _SheetRx,
+    data: bytes,
+    start: int,
+    end: int,
+    keys: list[tuple[int, int]],
+    *,
+    spans: list[tuple[int, tuple[int, int], re.Match[bytes]]],
+) -> bool:
+    """Add the cells at ``keys`` (sorted by row), each found inside its own row, to
+    ``spans``; False when a row or cell is not where the patcher puts it."""
+    row_r = b"<" + rx.prefix + b'row r="'
+    pos = start
+    row_num = -1
+    row_start = row_end = start
+    for rnum, col in keys:
+        if rnum != row_num:
+            row_start = data.find(row_r + str(rnum).encode() + b'"', pos, end)
+            m = rx.row_start.match(data, row_start) if row_start >= 0 else None
+            if m is None:
+                return False
+            if m[2]:  # an empty row: none of its cells can be there
+                row_end = m.end()
+            else:
+                row_end = data.find(rx.row_close, m.end(), end)
+                if row_end < 0:
+                    return False
+            row_num, pos = rnum, row_end
+        needle = rx.cell_r_open + _ref(rnum, col).encode() + b'"'
+        at = data.find(needle, row_start, row_end)
+        if at < 0:
+            continue  # not there (an emptied cell, or one the old sheet lacks)
+        if data.find(needle, at + len(needle), row_end) >= 0:
+            return False
+        c = rx.cell.match(data, at, row_end)
+        if c is None:
+            return False
+        spans.append((at, (rnum, col), c))
+    return True
+
+
+_Cut = tuple[bytes, dict[tuple[int, int], re.Match[bytes]]] | None  # see _cut_planned
+
+
+def _cut_ahead(part: str, old: bytes, plan: _SheetPlan) -> _Cut:
+    """The original body of a sheet the bulk proof will check, its planned cells cut out
+    (:func:`_cut_planned`): half of that proof's work, done before the patch exists."""
+    rx = _sheet_rx(_prefix_of(old))
+    _sd, start, end = _sheet_body(old, rx, part, FidelityError)
+    return _cut_planned(rx, plan.cells, old, start, end)
+
+
 class _SheetVerifier:
-    """Checks one rewritten worksheet against its original and the planned edits."""
+    """Checks one rewritten worksheet against its original and the planned edits.
+
+    ``old_cut`` is :func:`_cut_ahead` of ``old`` and ``plan``, when it was made beforehand.
+    """
 
     def __init__(
-        self, part: str, old: bytes, new: bytes, plan: _SheetPlan | None, ctx: _VerifyContext
+        self,
+        part: str,
+        old: bytes,
+        new: bytes,
+        plan: _SheetPlan | None,
+        ctx: _VerifyContext,
+        *,
+        old_cut: _Cut | None = None,
     ) -> None:
         self.part = part
+        self.old_cut = old_cut
         self.old = old
         self.new = new
         self.plan = plan
@@ -2582,8 +2691,10 @@ class _SheetVerifier:
         """
         plan, rx, old, new = self.plan, self.rx, self.old, self.new
         assert plan is not None
-        old_cut = self._cut_planned(old, bs_o, be_o)
-        new_cut = self._cut_planned(new, bs_n, be_n)
+        planned = plan.cells
+        old_cut = self.old_cut or _cut_planned(rx, planned, old, bs_o, be_o)
+        self.old_cut = None  # freed as soon as it is used
+        new_cut = _cut_planned(rx, planned, new, bs_n, be_n)
         if old_cut is None or new_cut is None:
             return False
         (old_rest, _), (new_rest, found) = old_cut, new_cut
@@ -2636,93 +2747,6 @@ class _SheetVerifier:
                 proven.add(seen)
         self._feed(b"".join(m[0] for m in found.values()))
         self._feed(b"", final=True)
-        return True
-
-    def _cut_planned(
-        self, data: bytes, start: int, end: int
-    ) -> tuple[bytes, dict[tuple[int, int], re.Match[bytes]]] | None:
-        """The body without the cells at planned references, and those cells (None when a
-        reference occurs twice or a cell is malformed).
-
-        A column with many planned cells (a status on every row) is searched in one pass
-        for its cells; the few cells of other columns (an erasure's) are looked for in their
-        own rows only, so that a pass does not stop at every cell of a sheet. Whatever is not
-        cut is compared byte for byte by the caller, so a cell outside its row shows there.
-        """
-        planned = self.plan.cells if self.plan else {}
-        rx = self.rx
-        per_column: dict[int, int] = {}
-        for _, col in planned:
-            per_column[col] = per_column.get(col, 0) + 1
-        dense = {col for col, n in per_column.items() if n >= _DENSE_COLUMN_CELLS}
-        spans: list[tuple[int, tuple[int, int], re.Match[bytes]]] = []
-        if dense:
-            refs = {p.ref.encode(): key for key, p in planned.items() if key[1] in dense}
-            letters = b"|".join(sorted(_COLS[col].encode() for col in dense))
-            find = re.compile(re.escape(rx.cell_r_open) + rb"((?:" + letters + rb')\d+)"')
-            cell = rx.cell
-            for m in find.finditer(data, start, end):
-                key = refs.get(m[1])
-                if key is None:
-                    continue
-                c = cell.match(data, m.start(), end)
-                if c is None:
-                    return None
-                spans.append((c.start(), key, c))
-        sparse = sorted(key for key in planned if key[1] not in dense)
-        if sparse and not self._cut_sparse(data, start, end, sparse, spans):
-            return None
-        spans.sort(key=operator.itemgetter(0))
-        found: dict[tuple[int, int], re.Match[bytes]] = {}
-        pieces = []
-        pos = start
-        for at, key, c in spans:
-            if key in found or at < pos:
-                return None
-            found[key] = c
-            pieces.append(data[pos:at])
-            pos = c.end()
-        pieces.append(data[pos:end])
-        return b"".join(pieces), found
-
-    def _cut_sparse(
-        self,
-        data: bytes,
-        start: int,
-        end: int,
-        keys: list[tuple[int, int]],
-        spans: list[tuple[int, tuple[int, int], re.Match[bytes]]],
-    ) -> bool:
-        """Add the cells at ``keys`` (sorted by row), each found inside its own row, to
-        ``spans``; False when a row or cell is not where the patcher puts it."""
-        rx = self.rx
-        row_r = b"<" + rx.prefix + b'row r="'
-        pos = start
-        row_num = -1
-        row_start = row_end = start
-        for rnum, col in keys:
-            if rnum != row_num:
-                row_start = data.find(row_r + str(rnum).encode() + b'"', pos, end)
-                m = rx.row_start.match(data, row_start) if row_start >= 0 else None
-                if m is None:
-                    return False
-                if m[2]:  # an empty row: none of its cells can be there
-                    row_end = m.end()
-                else:
-                    row_end = data.find(rx.row_close, m.end(), end)
-                    if row_end < 0:
-                        return False
-                row_num, pos = rnum, row_end
-            needle = rx.cell_r_open + _ref(rnum, col).encode() + b'"'
-            at = data.find(needle, row_start, row_end)
-            if at < 0:
-                continue  # not there (an emptied cell, or one the old sheet lacks)
-            if data.find(needle, at + len(needle), row_end) >= 0:
-                return False
-            c = rx.cell.match(data, at, row_end)
-            if c is None:
-                return False
-            spans.append((at, (rnum, col), c))
         return True
 
     def _feed(self, fragment: bytes, *, final: bool = False) -> None:
@@ -3187,6 +3211,10 @@ def verify_patch(
     sheet_order = _cell_sheets(wb)
     first = next((part for part in sheet_order if part in plans), None)
     ahead = (first, old.read(first)) if first is not None else None
+    # The bulk proof of that sheet (flag's status on every row) starts on its original too.
+    cut = None
+    if ahead is not None and len(plans[ahead[0]].cells) >= _BULK_PROOF_CELLS:
+        cut = _cut_ahead(ahead[0], ahead[1], plans[ahead[0]])
     if callable(result):
         result = result()
     new = _Package(result.data, FidelityError)
@@ -3286,10 +3314,13 @@ def verify_patch(
     for part in sheet_order:  # in tab order, so that a failure names the same sheet each time
         plan = plans.get(part)
         before = None
+        old_cut = None
         if ahead is not None and part == ahead[0]:
             before, ahead = ahead[1], None  # freed once its sheet is checked
+            old_cut, cut = cut, None
         if part in changed:
-            _SheetVerifier(part, before or old.read(part), new.read(part), plan, ctx).run()
+            old_part = before or old.read(part)
+            _SheetVerifier(part, old_part, new.read(part), plan, ctx, old_cut=old_cut).run()
         elif plan is not None:  # edits that wrote what was there: still check the values
             same = before or old.read(part)
             _SheetVerifier(part, same, same, plan, ctx).run()
