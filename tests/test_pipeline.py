@@ -231,6 +231,31 @@ def test_spares_are_released_and_a_dead_one_fails_cleanly():
     assert not _zombies() and not forking._PARENT_ONLY
 
 
+def test_spares_that_cannot_be_forked_are_done_without(monkeypatch):
+    """A fork refused (a process limit) leaves fewer spares, not a failed command."""
+    import os
+
+    from sheetreg import forking
+
+    real_fork, forks = os.fork, []
+
+    def refusing() -> int:
+        forks.append(1)
+        if len(forks) > 1:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", refusing)
+    open_fds = len(os.listdir("/proc/self/fd"))
+    with forking.spares(3):
+        monkeypatch.undo()
+        assert len(forking._SPARES) == 1
+        assert forking.start(sum, [1, 2], light=True)() == 3
+        assert forking.start(sum, [3], light=True)() == 3  # forked as it is
+    assert not forking._SPARES and not forking._PARENT_ONLY and not _zombies()
+    assert len(os.listdir("/proc/self/fd")) == open_fds  # the refused fork's pipes closed
+
+
 def test_spares_without_fork_do_the_work_here(monkeypatch):
     """Where nothing forks, spares() forks nothing and light work runs in this process."""
     from sheetreg import forking

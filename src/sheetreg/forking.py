@@ -346,9 +346,17 @@ def spares(count: int, *modules: str) -> Iterator[None]:
         for name in modules:
             importlib.import_module(name)
         for _ in range(count):
-            job_read, job_write = os.pipe()
-            result_read, result_write = os.pipe()
-            pid = os.fork()
+            try:
+                job_read, job_write = os.pipe()
+                result_read, result_write = os.pipe()
+            except OSError:  # out of file descriptors: the work forks as it comes
+                break
+            try:
+                pid = os.fork()
+            except OSError:  # no process to spare (a limit): likewise
+                for fd in (job_read, job_write, result_read, result_write):
+                    os.close(fd)
+                break
             if pid == 0:
                 os.close(job_write)
                 os.close(result_read)
