@@ -160,6 +160,11 @@ def test_fed_work_gets_its_input_later(monkeypatch, tmp_path, can_fork):
     failing = forking.start_fed(_fed_boom, "x")
     failing.send([1])  # the child raised first: the write finds nobody, nothing hangs
     assert failing() is forking.FAILED
+    if can_fork:  # an input that does not pickle: the error shows, the child is not left waiting
+        unsendable = forking.start_fed(_fed_sum, 1)
+        with pytest.raises(Exception, match="pickle"):
+            unsendable.send([lambda: 1])
+        assert unsendable() is forking.FAILED
     assert not _zombies()
     assert not forking._PARENT_ONLY
 
@@ -188,7 +193,9 @@ def test_spares_take_light_work_as_they_were_forked():
         assert forking.start(_call, lambda: 5, light=True)() == 5  # forked: no pickling
         assert len(forking._SPARES) == 1  # the lambda's spare was released, not lost
         hungry = forking.start_fed(_fed_sum, 1, light=True)
-        assert hungry() is forking.FAILED  # nothing was sent
+        with pytest.raises(Exception, match="pickle"):
+            hungry.send([lambda: 1])  # does not pickle: the spare is told nothing comes
+        assert hungry() is forking.FAILED
         assert forking.start(sum, [1], light=True)() == 1  # none left: forked as it is
     _SEEN.clear()
     with forking.spares(1):

@@ -1781,13 +1781,16 @@ def _flag_plan(
     key: ErasureKey | None = None,
     *,
     index: dict[str, list[int]] | None = None,
+    on_record: set[str] | None = None,
 ) -> tuple[list[CellEdit], list[Any], list[ClientStatus]]:
     """The status cells to write. ``plans`` are erasures going into the same write: their
     suppression entries count already, so that the next run finds nothing to change.
-    ``index`` is :func:`suppression_index` made with ``key``, if one was made."""
+    ``index`` is :func:`suppression_index` made with ``key``, if one was made;
+    ``on_record`` is :func:`suppression_entries`, if already read."""
     from sheetreg.xlsxpatch import CellEdit
 
-    on_record = suppression_entries(path, register)
+    if on_record is None:
+        on_record = suppression_entries(path, register)
     coming = [p for p in plans if p.allowed and p.suppression]
     rows: set[int] = set()
     if coming:

@@ -200,10 +200,12 @@ def start_fed(fn: Callable[..., Any], *args: Any, light: bool = False) -> Fed:
     def send(obj: Any) -> None:
         # The child may still be busy with what it does first, and a pipe holds only 64 KiB:
         # a thread writes, so that this process goes on meanwhile.
-        payload = b"" if obj is _NOTHING else pickle.dumps(obj)
+        payload, error = _pickled(obj)
         thread = threading.Thread(target=_write_all, args=(in_write, payload), daemon=True)
         thread.start()
         writer.append(thread)
+        if error is not None:
+            raise error
 
     collect_result = _collector(pid, read_end)
 
@@ -213,6 +215,17 @@ def start_fed(fn: Callable[..., Any], *args: Any, light: bool = False) -> Fed:
         return collect_result()
 
     return Fed(collect, send, lazy=False)
+
+
+def _pickled(obj: Any) -> tuple[bytes, Exception | None]:
+    """What :meth:`Fed.send` writes: ``obj`` pickled; nothing (the empty message, so that
+    the work fails instead of waiting) when it is :data:`_NOTHING` or does not pickle."""
+    if obj is _NOTHING:
+        return b"", None
+    try:
+        return pickle.dumps(obj), None
+    except Exception as exc:
+        return b"", exc
 
 
 def _read_message(fh: Any) -> Any:
@@ -275,7 +288,7 @@ class _Spare:
         threads = [job]
 
         def send(obj: Any) -> None:
-            payload = b"" if obj is _NOTHING else pickle.dumps(obj)
+            payload, error = _pickled(obj)
 
             def after_the_job() -> None:
                 job.join()  # one message after the other on the same pipe
@@ -284,6 +297,8 @@ class _Spare:
             thread = threading.Thread(target=after_the_job, daemon=True)
             thread.start()
             threads.append(thread)
+            if error is not None:
+                raise error
 
         collect_result = _collector(self.pid, self.result_fd)
 
@@ -346,17 +361,16 @@ def spares(count: int, *modules: str) -> Iterator[None]:
         for name in modules:
             importlib.import_module(name)
         for _ in range(count):
+            fds: list[int] = []
             try:
-                job_read, job_write = os.pipe()
-                result_read, result_write = os.pipe()
-            except OSError:  # out of file descriptors: the work forks as it comes
-                break
-            try:
+                fds += os.pipe()
+                fds += os.pipe()
                 pid = os.fork()
-            except OSError:  # no process to spare (a limit): likewise
-                for fd in (job_read, job_write, result_read, result_write):
+            except OSError:  # out of file descriptors or processes: the work forks as it comes
+                for fd in fds:
                     os.close(fd)
                 break
+            job_read, job_write, result_read, result_write = fds
             if pid == 0:
                 os.close(job_write)
                 os.close(result_read)

@@ -158,7 +158,13 @@ def _run_weekly(
     log_dir: Path | None,
 ) -> RunResult:
     from sheetreg.cli_requests import make_pending_extracts
-    from sheetreg.erasure import _flag_plan, execute_erasures, load_key, suppression_index
+    from sheetreg.erasure import (
+        _flag_plan,
+        execute_erasures,
+        load_key,
+        suppression_entries,
+        suppression_index,
+    )
     from sheetreg.requests import plan_requests
     from sheetreg.retention import due_erasures
     from sheetreg.validate import validate
@@ -175,9 +181,11 @@ def _run_weekly(
     validating = forking.start(validate, register, today, lang, fork=big)
     indexing: forking.Collector | None = None
     try:
-        # So do the keyed hashes of every phone and e-mail (for the suppression entries), on
-        # a big register whose key exists: two children, as the statuses take as long here.
-        if big and key:
+        # So do the keyed hashes of every phone and e-mail, on a big register with
+        # suppression entries on record (and so a key): two children, as the statuses take
+        # as long here.
+        on_record = suppression_entries(path, register)
+        if big and key and on_record:
             indexing = forking.start(suppression_index, register, key)
         plans = due_erasures(register, today)
         if register.table("erasure_log") is None:
@@ -185,7 +193,13 @@ def _run_weekly(
         index = indexing() if indexing is not None else None
         # The flags count the suppression entries this run's erasures leave (idempotence).
         flag_edits, _changes, statuses = _flag_plan(
-            path, register, today, plans, key, index=None if index is forking.FAILED else index
+            path,
+            register,
+            today,
+            plans,
+            key,
+            index=None if index is forking.FAILED else index,
+            on_record=on_record,
         )
         requests = plan_requests(register, today, lang)
         edits: list[CellEdit] = [*flag_edits, *requests.due_edits]
