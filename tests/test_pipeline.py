@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -253,14 +254,15 @@ def test_spares_that_cannot_be_forked_are_done_without(monkeypatch):
         return real_fork()
 
     monkeypatch.setattr(os, "fork", refusing)
-    open_fds = len(os.listdir("/proc/self/fd"))
+    fd_folder = Path("/proc/self/fd")
+    open_fds = sum(1 for _ in fd_folder.iterdir())
     with forking.spares(3):
         monkeypatch.undo()
         assert len(forking._SPARES) == 1
         assert forking.start(sum, [1, 2], light=True)() == 3
         assert forking.start(sum, [3], light=True)() == 3  # forked as it is
     assert not forking._SPARES and not forking._PARENT_ONLY and not _zombies()
-    assert len(os.listdir("/proc/self/fd")) == open_fds  # the refused fork's pipes closed
+    assert sum(1 for _ in fd_folder.iterdir()) == open_fds  # the refused fork's pipes closed
 
 
 def test_spares_without_fork_do_the_work_here(monkeypatch):
