@@ -8,9 +8,11 @@ never a name, phone number, e-mail or address.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,9 +23,29 @@ if TYPE_CHECKING:
     from sheetreg.register import Register
     from sheetreg.retention import ErasurePlan
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 DRY_RUN = click.option(
     "--dry-run", is_flag=True, help="Show what would change; write nothing. / Älä kirjoita."
 )
+
+
+def _with_spares(count: int) -> Callable[[_F], _F]:
+    """Run the command with ``count`` spares (forking.spares): its write's checks go to
+    children forked before the workbook is read, while this process is small."""
+
+    def decorate(command: _F) -> _F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from sheetreg import forking
+            from sheetreg.run import SPARE_MODULES
+
+            with forking.spares(count, *SPARE_MODULES):
+                return command(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def _t(lang: str, fi: str, en: str) -> str:
@@ -36,6 +58,7 @@ def _t(lang: str, fi: str, en: str) -> str:
 @DRY_RUN
 @FORMAT
 @LANG
+@_with_spares(1)  # the fidelity check's
 def flag(path: Path, today: dt.date, dry_run: bool, fmt: str, lang: str | None) -> None:
     """Write every client's privacy status in plain words.
 
@@ -45,14 +68,11 @@ def flag(path: Path, today: dt.date, dry_run: bool, fmt: str, lang: str | None) 
     Example:  sheetreg flag asiakasrekisteri.xlsx --today 2026-11-25
     Exit: 0 done (a second run writes nothing), 2 the file cannot be used.
     """
-    from sheetreg import forking
     from sheetreg.erasure import flag_workbook
-    from sheetreg.run import SPARE_MODULES
     from sheetreg.workbook import read_register
 
-    with forking.spares(1, *SPARE_MODULES):  # the fidelity check's
-        register = read_register(path)
-        result = flag_workbook(path, today, dry_run=dry_run, register=register)
+    register = read_register(path)
+    result = flag_workbook(path, today, dry_run=dry_run, register=register)
     if fmt == "json":
         _emit_json(result.to_dict())
     else:
@@ -105,6 +125,7 @@ def _flag_text(result: FlagResult, lang: str) -> str:
 @click.option("--yes", is_flag=True, help="Do not ask before writing.")
 @FORMAT
 @LANG
+@_with_spares(3)  # the fidelity check's, the read-back's, half the proof's
 def erase(  # noqa: PLR0917 (click passes every option positionally)
     path: Path,
     client_id: str | None,
@@ -128,8 +149,7 @@ def erase(  # noqa: PLR0917 (click passes every option positionally)
       sheetreg erase asiakasrekisteri.xlsx --reapply
     Exit: 0 erased (or nothing to do), 1 refused (the plan says why), 2 unusable input.
     """
-    from sheetreg import forking
-    from sheetreg.run import SPARE_MODULES
+    from sheetreg.workbook import read_register
 
     chosen = sum([client_id is not None, approved, reapply])
     if chosen != 1:
@@ -137,25 +157,6 @@ def erase(  # noqa: PLR0917 (click passes every option positionally)
     if reapply:
         _reapply(path, today, dry_run=dry_run, yes=yes, fmt=fmt, lang=lang)
         return
-    # The erasure's checks (fidelity, read-back, half the proof) go to children forked now,
-    # while this process is small.
-    with forking.spares(3, *SPARE_MODULES):
-        _erase(path, client_id, reason, approved, today, dry_run, yes, fmt, lang)
-
-
-def _erase(  # noqa: PLR0917
-    path: Path,
-    client_id: str | None,
-    reason: str | None,
-    approved: bool,
-    today: dt.date,
-    dry_run: bool,
-    yes: bool,
-    fmt: str,
-    lang: str | None,
-) -> None:
-    from sheetreg.workbook import read_register
-
     register = read_register(path)
     lang = lang or register.lang
     if approved:

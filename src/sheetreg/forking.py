@@ -26,9 +26,11 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 CAN_FORK = sys.platform.startswith("linux")
+
+_C = TypeVar("_C", bound="Collector")
 
 FAILED = object()  # what a collector returns when the child died or raised
 
@@ -75,12 +77,9 @@ def start(fn: Callable[..., Any], *args: Any, fork: bool = True, light: bool = F
     """
     if not (CAN_FORK and fork):
         return Collector(lambda: _in_process(fn, *args), lazy=True)
-    spare = _SPARES.pop() if light and _SPARES else None
-    if spare is not None:
-        try:
-            return spare.run(fn, args)
-        except Exception:  # the arguments do not pickle: forked as they are, below
-            spare.release()
+    handed = _to_spare(light, lambda spare: spare.run(fn, args))
+    if handed is not None:
+        return handed
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: compute, send, vanish without running the parent's cleanup
@@ -174,12 +173,9 @@ def start_fed(fn: Callable[..., Any], *args: Any, light: bool = False) -> Fed:
             return box[0]
 
         return Fed(lambda: _in_process(fn, receive_here, *args), box.append, lazy=True)
-    spare = _SPARES.pop() if light and _SPARES else None
-    if spare is not None:
-        try:
-            return spare.run_fed(fn, args)
-        except Exception:  # the arguments do not pickle: forked as they are, below
-            spare.release()
+    fed = _to_spare(light, lambda spare: spare.run_fed(fn, args))
+    if fed is not None:
+        return fed
     in_read, in_write = os.pipe()
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -325,6 +321,19 @@ class _Spare:
                 os.close(fd)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+
+
+def _to_spare(light: bool, hand_over: Callable[[_Spare], _C]) -> _C | None:
+    """``hand_over(spare)`` for light work when a spare waits; None when none does, or when
+    the work's arguments do not pickle (the spare is released; the caller forks as usual)."""
+    spare = _SPARES.pop() if light and _SPARES else None
+    if spare is None:
+        return None
+    try:
+        return hand_over(spare)
+    except Exception:
+        spare.release()
+        return None
 
 
 def _serve(job_fd: int, result_fd: int) -> None:
