@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
 import shutil
@@ -18,6 +19,7 @@ from sheetreg.schema import CLIENTS, DISCLOSURES, INVOICES, REQUESTS, Sheet
 
 # The tests' caches (the holiday tables) are their own, not the user's.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sheetreg-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "excel"
 if not CORPUS.is_dir():  # CI clones main beside shared/; a developer's tree is /work/main

@@ -2521,9 +2521,12 @@ def _changed_strings(old: _SharedStrings | None, new: _SharedStrings | None) -> 
     return changed
 
 
+_Cut = tuple[bytes, dict[tuple[int, int], re.Match[bytes]]]  # a body cut, and what was cut
+
+
 def _cut_planned(
     rx: _SheetRx, planned: dict[tuple[int, int], _CellPlan], data: bytes, start: int, end: int
-) -> tuple[bytes, dict[tuple[int, int], re.Match[bytes]]] | None:
+) -> _Cut | None:
     """The body without the cells at planned references, and those cells (None when a
     reference occurs twice or a cell is malformed).
 
@@ -2608,10 +2611,7 @@ def _cut_sparse(
     return True
 
 
-_Cut = tuple[bytes, dict[tuple[int, int], re.Match[bytes]]] | None  # see _cut_planned
-
-
-def _cut_ahead(part: str, old: bytes, plan: _SheetPlan) -> _Cut:
+def _cut_ahead(part: str, old: bytes, plan: _SheetPlan) -> _Cut | None:
     """The original body of a sheet the bulk proof will check, its planned cells cut out
     (:func:`_cut_planned`): half of that proof's work, done before the patch exists."""
     rx = _sheet_rx(_prefix_of(old))
