@@ -500,3 +500,25 @@ def test_a_report_section_failing_during_the_write_does_not_stop_it(tmp_path, mo
     assert result.written and len(calls) == 2
     assert result.report["counts"]["erasures"] == 1
     assert result.files["html"].exists()
+
+
+def test_the_run_and_the_writing_commands_have_spares_before_the_read(tmp_path, monkeypatch):
+    """run, flag and erase fork their checks' spares before the workbook is read (while the
+    process is small), and release them afterwards."""
+    import sheetreg.workbook
+    from sheetreg import forking
+
+    seen: list[int] = []
+    read = sheetreg.workbook.read_register
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        seen.append(len(forking._SPARES))
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(sheetreg.workbook, "read_register", counting)
+    path = make_register(tmp_path)
+    run_weekly(path, TODAY, log_dir=tmp_path / "log")
+    for args in (["flag", str(path)], ["erase", str(path), "--client", "A1001", "--dry-run"]):
+        CliRunner().invoke(cli, [*args, "--today", TODAY.isoformat()])
+    assert seen[:3] == [4, 1, 3]
+    assert not forking._SPARES

@@ -8,44 +8,24 @@ never a name, phone number, e-mail or address.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
+from sheetreg import forking
 from sheetreg.cli import FORMAT, LANG, TODAY, _emit_json, cli
+from sheetreg.run import SPARE_MODULES
 
 if TYPE_CHECKING:
     from sheetreg.erasure import ErasureResult, FlagResult
     from sheetreg.register import Register
     from sheetreg.retention import ErasurePlan
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-
 DRY_RUN = click.option(
     "--dry-run", is_flag=True, help="Show what would change; write nothing. / Älä kirjoita."
 )
-
-
-def _with_spares(count: int) -> Callable[[_F], _F]:
-    """Run the command with ``count`` spares (forking.spares): its write's checks go to
-    children forked before the workbook is read, while this process is small."""
-
-    def decorate(command: _F) -> _F:
-        @functools.wraps(command)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from sheetreg import forking
-            from sheetreg.run import SPARE_MODULES
-
-            with forking.spares(count, *SPARE_MODULES):
-                return command(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
 
 
 def _t(lang: str, fi: str, en: str) -> str:
@@ -58,7 +38,7 @@ def _t(lang: str, fi: str, en: str) -> str:
 @DRY_RUN
 @FORMAT
 @LANG
-@_with_spares(1)  # the fidelity check's
+@forking.spares(1, *SPARE_MODULES)  # the fidelity check's, forked before the read
 def flag(path: Path, today: dt.date, dry_run: bool, fmt: str, lang: str | None) -> None:
     """Write every client's privacy status in plain words.
 
@@ -125,7 +105,7 @@ def _flag_text(result: FlagResult, lang: str) -> str:
 @click.option("--yes", is_flag=True, help="Do not ask before writing.")
 @FORMAT
 @LANG
-@_with_spares(3)  # the fidelity check's, the read-back's, half the proof's
+@forking.spares(3, *SPARE_MODULES)  # the checks', forked before the read
 def erase(  # noqa: PLR0917 (click passes every option positionally)
     path: Path,
     client_id: str | None,

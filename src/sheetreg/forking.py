@@ -361,7 +361,7 @@ def spares(count: int, *modules: str) -> Iterator[None]:
     shares nothing of the register that would be copied page by page later, and a job's
     arguments (a package's bytes, the edits) cost little to pickle. ``modules``, which the
     jobs need, are imported first (here, so that the spares share them). Nested use is fine;
-    without fork it forks nothing.
+    without fork it forks nothing. As a decorator it does this around every call.
     """
     import importlib
 

@@ -105,6 +105,19 @@ class RunResult:
         return "\n".join(lines)
 
 
+# What the spares' jobs run: imported before they are forked, so that they share it.
+SPARE_MODULES = (
+    "python_calamine",
+    "ahocorasick",
+    "sheetreg.erasure",
+    "sheetreg.workbook",
+    "sheetreg.xlsxpatch",
+)
+
+
+# The checks of the write (fidelity, read-back, the proof's second half and the last write's
+# read-back) go to children forked on the way in, while this process is small.
+@forking.spares(4, *SPARE_MODULES)
 def run_weekly(
     path: Path | str,
     today: dt.date,
@@ -121,42 +134,6 @@ def run_weekly(
     A refused write (the workbook open in Excel, changed meanwhile) raises WriteRefused after
     nothing was written, so that the scheduler tries again later.
     """
-    # The checks of the write (fidelity, read-back, the proof's second half and the last
-    # write's read-back) go to children forked now, while this process is small.
-    with forking.spares(4, *SPARE_MODULES):
-        return _run_weekly(
-            Path(path),
-            today,
-            lang=lang,
-            report_dir=report_dir,
-            extracts_dir=extracts_dir,
-            backup_dir=backup_dir,
-            now=now,
-            log_dir=log_dir,
-        )
-
-
-# What the spares' jobs run: imported before they are forked, so that they share it.
-SPARE_MODULES = (
-    "python_calamine",
-    "ahocorasick",
-    "sheetreg.erasure",
-    "sheetreg.workbook",
-    "sheetreg.xlsxpatch",
-)
-
-
-def _run_weekly(
-    path: Path,
-    today: dt.date,
-    *,
-    lang: str | None,
-    report_dir: Path | None,
-    extracts_dir: Path | None,
-    backup_dir: Path | None,
-    now: dt.datetime | None,
-    log_dir: Path | None,
-) -> RunResult:
     from sheetreg.cli_requests import make_pending_extracts
     from sheetreg.erasure import (
         _flag_plan,
@@ -171,6 +148,7 @@ def _run_weekly(
     from sheetreg.workbook import ensure_not_open, read_register
 
     started = time.perf_counter()
+    path = Path(path)
     ensure_not_open(path)  # before extracts are made: their outcome must be recordable
     register = read_register(path)
     lang = lang or register.lang
