@@ -382,6 +382,7 @@ def test_shipped_config_loads_and_documents_every_key(tmp_path):
     config = load_config(SHIPPED_CONFIG, workbook=tmp_path / "r.xlsx")
     assert (config.day, config.time, config.catch_up) == ("monday", "07:30", True)
     assert config.notify is not None and not config.notify.enabled
+    assert config.backup_count is None  # the workbook's own setting decides
     lines = SHIPPED_CONFIG.read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines):
         if line and not line.startswith(("#", "[")):
@@ -434,6 +435,8 @@ def test_config_values_and_relative_paths(tmp_path):
         ('workbook = "r.xlsx"\n[schedule]\ntime = "25:00"', "HH:MM"),
         ('workbook = "r.xlsx"\n[schedule]\ncatch_up = "yes"', "catch_up"),
         ('workbook = "r.xlsx"\n[schedule]\nretry_minutes = -1', "retry_minutes"),
+        ('workbook = "r.xlsx"\n[output]\nbackup_count = 0', "1 or more"),
+        ('workbook = "r.xlsx"\n[output]\nbackup_count = "3"', "backup_count"),
         ('workbook = "r.xlsx"\n[notify]\nenabled = true', "smtp_host"),
         ('workbook = "r.xlsx"\n[notify]\npassword = "x"', "unknown key"),
         ("workbook = [", "not valid TOML"),
@@ -644,6 +647,22 @@ def test_weekly_job_on_a_real_register(real_setup):
     assert counts["clients"] == 1 and counts["errors"] == 0
     assert all(isinstance(v, int) for v in counts.values())
     assert (workbook.parent / "reports" / "hygiene-2026-11-25.html").is_file()
+
+
+@pytest.mark.parametrize(("setting", "kept"), [(None, 6), (2, 2)])
+def test_weekly_job_keeps_the_configured_number_of_backups(real_setup, setting, kept):
+    """[output] backup_count, when set, decides how many backups the scheduled run keeps;
+    left out, the workbook's own setting (10 when empty) does."""
+    workbook, path = real_setup
+    folder = workbook.parent / "backups"
+    folder.mkdir()
+    for day in range(1, 6):  # five older backups, as earlier weeks left them
+        (folder / f"{workbook.stem}.202611{day:02}-073000-000000.xlsx").write_bytes(b"old")
+    config = replace(load_config(path), backup_count=setting)
+    weekly_job(config, dt.date(2026, 11, 25))  # writes the status: a sixth backup
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == kept
+    assert names[-1] > f"{workbook.stem}.20261105"  # the newest kept: this run's own
 
 
 def test_cli_once_runs_the_weekly_job_then_nothing_due(real_setup, tmp_path, cli):

@@ -1186,6 +1186,7 @@ def execute_erasures(
     operator: str | None = None,
     now: dt.datetime | None = None,
     backup_dir: Path | None = None,
+    keep_backups: int | None = None,
     extra_edits: Sequence[CellEdit] = (),
     reapply_of: dict[str, str] | None = None,
     meanwhile: Callable[[list[ErasureOutcome]], None] | None = None,
@@ -1196,6 +1197,7 @@ def execute_erasures(
     a client ID to the log ID whose erasure it repeats. ``meanwhile`` gets the erasures being
     written and does work that needs nothing more of the write, while the file is read back
     (see :func:`sheetreg.workbook.write_cells`); it is not called when nothing is written.
+    ``keep_backups`` overrides the workbook's Number of backups setting.
     """
     from sheetreg.workbook import default_backup_dir, load_package, read_register
     from sheetreg.xlsxpatch import patch_further
@@ -1232,7 +1234,7 @@ def execute_erasures(
     journal = read_journal(path)
     operator = operator or _operator()
     bdir = backup_dir or default_backup_dir(path)
-    keep = policy_from_settings(register.settings).backup_count
+    keep = keep_backups or policy_from_settings(register.settings).backup_count
     outcomes: list[ErasureOutcome] = []
     edits: list[CellEdit] = list(extra_edits)
     closing: list[CellEdit] = []  # the log's last cells, written once the proof is known

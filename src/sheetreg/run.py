@@ -126,13 +126,15 @@ def run_weekly(
     report_dir: Path | None = None,
     extracts_dir: Path | None = None,
     backup_dir: Path | None = None,
+    keep_backups: int | None = None,
     now: dt.datetime | None = None,
     log_dir: Path | None = None,
 ) -> RunResult:
     """Run the weekly job on the workbook at ``path`` as of ``today``; see the module doc.
 
     A refused write (the workbook open in Excel, changed meanwhile) raises WriteRefused after
-    nothing was written, so that the scheduler tries again later.
+    nothing was written, so that the scheduler tries again later. ``keep_backups`` (the
+    schedule's ``[output] backup_count``) overrides the workbook's Number of backups setting.
     """
     from sheetreg.cli_requests import make_pending_extracts
     from sheetreg.erasure import (
@@ -217,6 +219,7 @@ def run_weekly(
             register=register,
             extra_edits=edits,
             backup_dir=backup_dir,
+            keep_backups=keep_backups,
             now=now,
             meanwhile=prepare_report,
         )
@@ -353,7 +356,13 @@ def weekly_job(config: Any, today: dt.date) -> dict[str, int]:
     if config.allow_plaintext_keyring is not None:
         os.environ[ALLOW_PLAINTEXT_ENV] = "1" if config.allow_plaintext_keyring else "0"
     try:
-        result = run_weekly(config.workbook, today, lang=config.lang, report_dir=config.report_dir)
+        result = run_weekly(
+            config.workbook,
+            today,
+            lang=config.lang,
+            report_dir=config.report_dir,
+            keep_backups=config.backup_count,
+        )
     finally:
         if config.allow_plaintext_keyring is not None:
             if previous is None:

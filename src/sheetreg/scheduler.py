@@ -116,7 +116,7 @@ class ScheduleConfig:
     retry_minutes: int = 60  # 0: no retry until the next scheduled time
     lang: str | None = None  # None: the workbook's language
     report_dir: Path | None = None  # None: reports/ beside the workbook
-    backup_count: int = 10
+    backup_count: int | None = None  # None: the workbook's own setting (Settings sheet)
     allow_plaintext_keyring: bool | None = None  # None: SHEETREG_ALLOW_PLAINTEXT_KEYRING decides
     notify: NotifyConfig | None = None
     source: Path | None = None  # the file it was read from
@@ -221,9 +221,14 @@ def config_from_mapping(
     if lang not in {None, "fi", "en"}:
         raise SheetregError(f"{source}: lang must be fi, en or empty.")
     report = _get(output, "report_dir", str, "", source).strip()
-    backups = _get(output, "backup_count", int, 10, source)
-    if backups < 0:
-        raise SheetregError(f"{source}: [output] backup_count must be 0 or more.")
+    backups: int | None = None
+    if "backup_count" in output:
+        backups = _get(output, "backup_count", int, 10, source)
+        if backups < 1:
+            raise SheetregError(
+                f"{source}: [output] backup_count must be 1 or more (a write always keeps the "
+                "newest backup); leave it out to use the workbook's own setting."
+            )
     allow = _get(keyring, "allow_plaintext", bool, False, source) or None
     notify = _notify_config(tables["notify"], book, base, allow, source)
     return ScheduleConfig(
