@@ -117,6 +117,40 @@ def test_refused_patch_leaves_everything(reg):
     assert sorted(p.name for p in reg.parent.iterdir()) == [reg.name]
 
 
+def test_a_patch_made_by_a_spare_is_the_same_and_its_refusal_shows(reg):
+    """start_patch hands the patch to a spare: the same package comes back as a patch made
+    here, a refusal comes back as the same error (not a traceback or a silent FAILED), a dead
+    spare's patch is made here instead, and without a spare nothing is forked; the write
+    itself goes through a spare and is as before."""
+    import signal
+
+    from sheetreg import forking
+    from sheetreg.workbook import start_patch
+    from sheetreg.xlsxpatch import CellEdit, patch_workbook
+
+    data = reg.read_bytes()
+    edits = [CellEdit("Asiakkaat", "S2", "Aktiivinen"), CellEdit("Asiakkaat", "B3", None)]
+    here = patch_workbook(data, edits, residues=False, inline=True)
+    assert start_patch(data, edits) is None  # no spare: the caller patches itself
+    with forking.spares(5):
+        aside = start_patch(data, edits, residues=False, inline=True)
+        assert aside is not None and len(forking._SPARES) == 4
+        there = aside()
+        assert (there.data, there.changed_parts) == (here.data, here.changed_parts)
+        refused = start_patch(data, [CellEdit("EiOle", "A1", "x")])
+        assert refused is not None
+        with pytest.raises(sheetreg.SheetregError, match="EiOle") as caught:
+            refused()
+        assert type(caught.value).__name__ == "PatchError"
+        os.kill(forking._SPARES[-1].pid, signal.SIGKILL)
+        dead = start_patch(data, edits, residues=False, inline=True)
+        assert dead is not None and dead().data == here.data  # made here instead
+        result = write_cells(reg, edits)
+        assert not forking._SPARES  # its fidelity check and its patch took the last two
+    assert result.written and cell(reg, "Asiakkaat", "S2") == "Aktiivinen"
+    assert cell(reg, "Asiakkaat", "B3") is None
+
+
 KILL_SCRIPT = """
 import sys
 from sheetreg.workbook import write_cells

@@ -1417,7 +1417,7 @@ def _attempt(
     so that they run while the package is searched and the file written aside (the write
     then reads back only the log's last cells).
     """
-    from sheetreg.workbook import start_fidelity_check_early, start_reopen_check
+    from sheetreg.workbook import start_fidelity_check_early, start_patch, start_reopen_check
     from sheetreg.xlsxpatch import patch_workbook
 
     outcomes: list[ErasureOutcome] = []
@@ -1455,24 +1455,38 @@ def _attempt(
                 {k: v for k, v in o.row.items() if not k.startswith("_")}, int(o.row["_row"])
             )
         )
-    # What the search looks for needs nothing of the patch: on the second core meanwhile,
-    # and so is the fidelity check's look at the original.
-    preparing = forking.start(_prepare, register, plans, changed)
+    # What the search looks for needs nothing of the patch, and the fidelity check's look at
+    # the original needs only the edits: both are made while the patch is. The patch goes to
+    # a spare if one waits (its memory then stays out of this process) and the search's
+    # preparation is made here; else the preparation goes to a child and the patch is made
+    # here.
     proof = start_fidelity_check_early(data, [*edits, *log_edits])
-    try:
-        patched = patch_workbook(data, [*edits, *log_edits], residues=False, inline=True)
-    except BaseException:
-        preparing.discard()
-        proof.discard()
-        raise
-    proof.send(patched)
-    try:
-        scan = preparing()
-        if scan is forking.FAILED:  # the child could not: here, where an error shows as it is
+    aside = start_patch(data, [*edits, *log_edits], residues=False, inline=True)
+    if aside is not None:
+        try:
             scan = _prepare(register, plans, changed)
-    except BaseException:
-        proof.discard()
-        raise
+            patched = aside()
+        except BaseException:
+            aside.discard()
+            proof.discard()
+            raise
+        proof.send(patched)
+    else:
+        preparing = forking.start(_prepare, register, plans, changed)
+        try:
+            patched = patch_workbook(data, [*edits, *log_edits], residues=False, inline=True)
+        except BaseException:
+            preparing.discard()
+            proof.discard()
+            raise
+        proof.send(patched)
+        try:
+            scan = preparing()
+            if scan is forking.FAILED:  # the child could not: here, where an error shows
+                scan = _prepare(register, plans, changed)
+        except BaseException:
+            proof.discard()
+            raise
     refused: dict[str, list[Leftover]] = {}
     for leftover in scan.in_cells:
         refused.setdefault(leftover.client_id, []).append(leftover)

@@ -89,6 +89,18 @@ def start(fn: Callable[..., Any], *args: Any, fork: bool = True, light: bool = F
     return Collector(_collector(pid, read_end), lazy=False)
 
 
+def on_spare(fn: Callable[..., Any], *args: Any) -> Collector | None:
+    """``fn(*args)`` handed to a spare, as :func:`start` with ``light=True`` would; None when
+    no spare waits (or the arguments do not pickle), instead of forking this process.
+
+    For work whose memory is best kept out of this process, but not at the price of forking
+    it as it is now: the caller then does the work itself.
+    """
+    if not CAN_FORK:
+        return None
+    return _to_spare(True, lambda spare: spare.run(fn, args))
+
+
 def _child(read_end: int, write_end: int, fn: Callable[..., Any], *args: Any) -> None:
     code = 0
     try:

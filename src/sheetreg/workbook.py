@@ -917,12 +917,18 @@ def _write_checked(
     if patched is None:
         # The check prepares the original's side on the second core while the patch is made.
         early = start_fidelity_check_early(package.plain, plan)
+        # sheetreg's own text goes into the cells: no search of a table of 10^6 strings,
+        # and next week's status replaces this week's without leaving an orphan string.
+        aside = start_patch(package.plain, plan, residues=False, inline=True)
         try:
-            # sheetreg's own text goes into the cells: no search of a table of 10^6 strings,
-            # and next week's status replaces this week's without leaving an orphan string.
-            result = patch_workbook(package.plain, plan, residues=False, inline=True)
+            if aside is not None:
+                result = aside()
+            else:
+                result = patch_workbook(package.plain, plan, residues=False, inline=True)
         except BaseException:
             early.discard()
+            if aside is not None:
+                aside.discard()
             raise
         early.send(result)
         fidelity: forking.Collector = early
@@ -1018,6 +1024,59 @@ def start_fidelity_check(
     (a message, or :data:`forking.FAILED`). It must be called, or discarded.
     """
     return forking.start(_fidelity_verdict, original, result, plan, light=True)
+
+
+class PatchAside:
+    """A patch being made by a spare (see :func:`start_patch`); calling it gives the
+    :class:`PatchResult`, or raises what :func:`sheetreg.xlsxpatch.patch_workbook` raised."""
+
+    def __init__(self, collector: forking.Collector, args: tuple[Any, ...]) -> None:
+        self._collector = collector
+        self._args = args
+
+    def __call__(self) -> PatchResult:
+        got = self._collector()
+        if isinstance(got, SheetregError):
+            raise got
+        if got is forking.FAILED:  # the spare died: patch here, where an error shows as it is
+            return _patched(*self._args)
+        return got  # type: ignore[no-any-return]
+
+    def discard(self) -> None:
+        """The patch is no longer wanted: reap the spare."""
+        self._collector.discard()
+
+
+def start_patch(
+    plain: bytes, edits: Sequence[CellEdit], *, residues: bool = True, inline: bool = False
+) -> PatchAside | None:
+    """:func:`sheetreg.xlsxpatch.patch_workbook` of ``plain`` by a spare, or None when no
+    spare waits (the caller then patches itself).
+
+    A patch holds a big sheet twice over, as read and as written, and a page of this process
+    once grown stays grown: made in a spare, forked while the process was small, that memory
+    never lands beside the register. The bytes and the edits go to it pickled (10^5 edits in
+    a few milliseconds), the new package comes back the same way.
+    """
+    args = (plain, edits, residues, inline)
+    collector = forking.on_spare(_patch_outcome, *args)
+    return None if collector is None else PatchAside(collector, args)
+
+
+def _patched(plain: bytes, edits: Sequence[CellEdit], residues: bool, inline: bool) -> PatchResult:
+    from sheetreg.xlsxpatch import patch_workbook
+
+    return patch_workbook(plain, edits, residues=residues, inline=inline)
+
+
+def _patch_outcome(
+    plain: bytes, edits: Sequence[CellEdit], residues: bool, inline: bool
+) -> PatchResult | SheetregError:
+    """The spare's side of :func:`start_patch`: the patch, or the refusal it ended in."""
+    try:
+        return _patched(plain, edits, residues, inline)
+    except SheetregError as exc:
+        return exc
 
 
 def start_fidelity_check_early(original: bytes, plan: Sequence[CellEdit]) -> forking.Fed:
