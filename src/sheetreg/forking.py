@@ -252,19 +252,17 @@ def _read_message(fh: Any) -> Any:
 def _write_all(fd: int, payload: bytes, *, last: bool = True) -> None:
     """Write one message (length, then ``payload``; empty says "nothing"), and with
     ``last`` close ``fd``."""
-    if not last:
-        with contextlib.suppress(OSError):  # the child is gone: its collector says FAILED
-            os.write(fd, struct.pack("<Q", len(payload)))
-            view = memoryview(payload)
+    # The length and the payload go separately: joined, a payload of megabytes (a package)
+    # would be copied, and held twice while the child is not reading yet.
+    with contextlib.suppress(OSError):  # the child is gone: its collector says FAILED
+        for chunk in (struct.pack("<Q", len(payload)), payload):
+            view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
-        return
-    _PARENT_ONLY.discard(fd)  # before it is closed: a later child must not close its reuse
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(struct.pack("<Q", len(payload)) + payload)
-    except OSError:
-        pass  # the child is gone: its collector says FAILED
+    if last:
+        _PARENT_ONLY.discard(fd)  # before it is closed: a later child must not close its reuse
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 # --- spares ------------------------------------------------------------------------------------
