@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gc
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,34 @@ def paused_gc() -> Iterator[None]:
         if was_enabled:
             gc.freeze()
             gc.enable()
+
+
+def return_free_memory() -> bool:
+    """Hand the C heap's free pages back to the system; True when it could be asked.
+
+    python-calamine builds each sheet in Rust-allocated memory before it becomes Python
+    values; once freed, that memory stays in the process (glibc keeps it for later
+    ``malloc`` calls, which Python's own small objects do not make). After reading 100,000
+    clients that is about 150 MiB held for nothing through the rest of a run. glibc's
+    ``malloc_trim`` gives it back (in milliseconds); elsewhere this does nothing.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None).malloc_trim  # glibc's; musl has none
+    except (OSError, AttributeError):
+        return None
 
 
 def quick_init(cls: type[_T]) -> type[_T]:

@@ -40,6 +40,7 @@ from sheetreg.register import (
     column_index,
     column_letter,
     paused_gc,
+    return_free_memory,
 )
 from sheetreg.schema import (
     CLIENTS,
@@ -304,7 +305,9 @@ def read_register(
     here when not given); an encrypted workbook is decrypted with the keyring's password.
     """
     with paused_gc():
-        return _read_register(Path(path), sheets, fork, package)
+        register = _read_register(Path(path), sheets, fork, package)
+    return_free_memory()  # what calamine held while it parsed
+    return register
 
 
 def _wanted(spec: Sheet | None, sheets: Collection[str] | None) -> bool:
