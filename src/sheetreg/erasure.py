@@ -1683,25 +1683,6 @@ def suppression_entries(workbook: Path, register: Register | None = None) -> set
     return tokens
 
 
-def suppression_index(register: Register, key: ErasureKey) -> dict[str, list[int]]:
-    """Every Clients row's suppression tokens: token -> rows (data indices).
-
-    Two keyed hashes a client: the weekly run makes this beside its other work (a forked
-    child), then matching the entries on record is a look-up.
-    """
-    clients = register.table("clients")
-    index: dict[str, list[int]] = {}
-    if clients is None:
-        return index
-    phones, emails = clients.column_values("phone"), clients.column_values("email")
-    for i in clients.nonblank_rows():
-        phone = values.as_text(phones[i]) if phones else None
-        email = values.as_text(emails[i]) if emails else None
-        for token in key.suppression_tokens(phone, email):
-            index.setdefault(token, []).append(i)
-    return index
-
-
 def contact_rows(register: Register, contacts: Iterable[tuple[str | None, str | None]]) -> set[int]:
     """Clients rows (data indices) with the phone or e-mail of one of ``contacts`` (phone,
     e-mail pairs), compared in the forms the suppression tokens hash: the rows that
@@ -1729,21 +1710,15 @@ def contact_rows(register: Register, contacts: Iterable[tuple[str | None, str | 
     return out
 
 
-def suppressed_rows(
-    register: Register,
-    key: ErasureKey | None,
-    tokens: set[str],
-    index: dict[str, list[int]] | None = None,
-) -> set[int]:
+def suppressed_rows(register: Register, key: ErasureKey | None, tokens: set[str]) -> set[int]:
     """Clients rows (data indices) whose phone or e-mail matches a suppression entry.
 
-    ``index`` is :func:`suppression_index` made with the same key, when there is one.
+    Two keyed hashes a client: the weekly run has this done beside its other work (a forked
+    child, which sends back only the rows).
     """
     clients = register.table("clients")
     if clients is None or key is None or not tokens:
         return set()
-    if index is not None:
-        return {i for token in tokens for i in index.get(token, ())}
     out = set()
     phones, emails = clients.column_values("phone"), clients.column_values("email")
     for i in clients.nonblank_rows():
@@ -1796,13 +1771,13 @@ def _flag_plan(
     plans: Sequence[ErasurePlan] = (),
     key: ErasureKey | None = None,
     *,
-    index: dict[str, list[int]] | None = None,
+    recorded: set[int] | None = None,
     on_record: set[str] | None = None,
 ) -> tuple[list[CellEdit], list[Any], list[ClientStatus]]:
     """The status cells to write. ``plans`` are erasures going into the same write: their
     suppression entries count already, so that the next run finds nothing to change.
-    ``index`` is :func:`suppression_index` made with ``key``, if one was made;
-    ``on_record`` is :func:`suppression_entries`, if already read."""
+    ``on_record`` is :func:`suppression_entries`, if already read, and ``recorded`` the
+    rows :func:`suppressed_rows` finds for them with ``key``, if already found."""
     from sheetreg.xlsxpatch import CellEdit
 
     if on_record is None:
@@ -1815,8 +1790,9 @@ def _flag_plan(
         # first run there was no key to hash them with beforehand, see run.py).
         rows |= contact_rows(register, [_contact_of(register, p) for p in coming])
     if on_record:
-        key = key or load_key(path)
-        rows |= suppressed_rows(register, key, on_record, index)
+        if recorded is None:
+            recorded = suppressed_rows(register, key or load_key(path), on_record)
+        rows |= recorded
     changes, statuses, header = flag_changes(register, today, None, rows)
     edits = [CellEdit(*c.cell.rsplit("!", 1), c.text) for c in changes]
     if header is not None and edits:

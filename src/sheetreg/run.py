@@ -141,8 +141,8 @@ def run_weekly(
         _flag_plan,
         execute_erasures,
         load_key,
+        suppressed_rows,
         suppression_entries,
-        suppression_index,
     )
     from sheetreg.requests import plan_requests
     from sheetreg.retention import due_erasures
@@ -159,18 +159,18 @@ def run_weekly(
     big = _worth_forking(register)
     key = load_key(path)
     validating = forking.start(validate, register, today, lang, fork=big)
-    indexing: forking.Collector | None = None
+    matching: forking.Collector | None = None
     try:
         # So do the keyed hashes of every phone and e-mail, on a big register with
         # suppression entries on record (and so a key): two children, as the statuses take
-        # as long here.
+        # as long here. The child sends back only the rows that match an entry.
         on_record = suppression_entries(path, register)
         if big and key and on_record:
-            indexing = forking.start(suppression_index, register, key)
+            matching = forking.start(suppressed_rows, register, key, on_record)
         plans = due_erasures(register, today)
         if register.table("erasure_log") is None:
             _refuse_without_log(plans, register.path.name, lang)
-        index = indexing() if indexing is not None else None
+        recorded = matching() if matching is not None else None
         # The flags count the suppression entries this run's erasures leave (idempotence).
         flag_edits, _changes, statuses = _flag_plan(
             path,
@@ -178,7 +178,7 @@ def run_weekly(
             today,
             plans,
             key,
-            index=None if index is forking.FAILED else index,
+            recorded=None if recorded is forking.FAILED else recorded,
             on_record=on_record,
         )
         requests = plan_requests(register, today, lang)
@@ -224,7 +224,7 @@ def run_weekly(
             meanwhile=prepare_report,
         )
     except BaseException:
-        for child in (validating, indexing):
+        for child in (validating, matching):
             if child is not None:
                 child.discard()
         raise
