@@ -287,3 +287,46 @@ def test_split_sees_a_hetu_on_a_second_clients_tab(register_path):
     split = validate_path(path, TODAY, split=True)
     assert split.to_dict() == serial.to_dict()
     assert ("hetu-found", "Clients", "A2") in {(f.code, f.sheet, f.cell) for f in split.findings}
+
+
+def test_big_bytes_cross_a_pipe_as_they_are():
+    """A package handed to a child is not copied into the pickle stream: it goes as an
+    out-of-band buffer written from the object itself, also inside a PatchResult; whatever
+    crosses comes back equal, as bytes, and a patch still pickles the ordinary way."""
+    import os
+    import pickle
+    import threading
+
+    from sheetreg import forking
+    from sheetreg.xlsxpatch import PatchResult
+
+    package = os.urandom(3 << 20)
+    message = forking._dumps((sum, (package, [1, 2]), False))
+    stream, buffer = message  # the package is out of the stream
+    assert len(stream) < 1024 and memoryview(buffer).obj is package
+    patch = PatchResult(package, ["xl/worksheets/sheet1.xml"], 2, [])
+    assert memoryview(forking._dumps(patch)[1]).obj is package
+    assert pickle.loads(pickle.dumps(patch)) == patch  # protocol 4: in the stream
+    small = forking._dumps(("a", b"b" * 10))
+    assert len(small) == 1  # small bytes stay in the stream
+    received = []
+    for obj in [(sum, (package, [1, 2]), False), patch, ("a", b"b")]:
+        read_end, write_end = os.pipe()
+        writer = threading.Thread(target=forking._write_all, args=(write_end, forking._dumps(obj)))
+        writer.start()
+        with os.fdopen(read_end, "rb") as fh:
+            received.append(forking._read_message(fh))
+        writer.join()
+        assert received[-1] == obj
+    assert type(received[0][1][0]) is bytes and type(received[1].data) is bytes
+    read_end, write_end = os.pipe()
+    forking._write_all(write_end, None)  # nothing
+    with os.fdopen(read_end, "rb") as fh, pytest.raises(EOFError):
+        forking._read_message(fh)
+    with forking.spares(1):  # through a spare and back
+        echoed = forking.start(_echo, patch, light=True)()
+    assert echoed == patch and type(echoed.data) is bytes
+
+
+def _echo(obj):
+    return obj

@@ -105,9 +105,7 @@ def _child(read_end: int, write_end: int, fn: Callable[..., Any], *args: Any) ->
     code = 0
     try:
         os.close(read_end)
-        payload = pickle.dumps(fn(*args))
-        with os.fdopen(write_end, "wb") as out:
-            out.write(payload)
+        _write_all(write_end, _dumps(fn(*args)))
     except BaseException:
         code = 1
     os._exit(code)
@@ -127,12 +125,13 @@ def _collector(pid: int, read_end: int) -> Callable[[], Any]:
     def collect() -> Any:
         try:
             with os.fdopen(read_end, "rb") as fh:
-                payload = fh.read()
+                try:
+                    result = _read_message(fh)
+                except EOFError:  # died before it had sent a whole result
+                    result = FAILED
         finally:  # reaped even when interrupted, so no zombie is left behind
             _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0 or not payload:
-            return FAILED
-        return pickle.loads(payload)
+        return FAILED if os.waitstatus_to_exitcode(status) != 0 else result
 
     return collect
 
@@ -208,8 +207,8 @@ def start_fed(fn: Callable[..., Any], *args: Any, light: bool = False) -> Fed:
     def send(obj: Any) -> None:
         # The child may still be busy with what it does first, and a pipe holds only 64 KiB:
         # a thread writes, so that this process goes on meanwhile.
-        payload, error = _pickled(obj)
-        thread = threading.Thread(target=_write_all, args=(in_write, payload), daemon=True)
+        message, error = _pickled(obj)
+        thread = threading.Thread(target=_write_all, args=(in_write, message), daemon=True)
         thread.start()
         writer.append(thread)
         if error is not None:
@@ -225,40 +224,76 @@ def start_fed(fn: Callable[..., Any], *args: Any, light: bool = False) -> Fed:
     return Fed(collect, send, lazy=False)
 
 
-def _pickled(obj: Any) -> tuple[bytes, Exception | None]:
+# A message is a pickle stream and the buffers it refers to (see _dumps); none: "nothing".
+_Message = list[Any]
+
+OUT_OF_BAND_BYTES = 1 << 16  # bytes objects this big cross a pipe as they are
+
+
+def _out_of_band(obj: Any, depth: int = 2) -> Any:
+    """``obj`` with its big ``bytes`` (itself, or in tuples down to ``depth``) wrapped so that
+    pickle leaves them out of the stream (protocol 5's out-of-band buffers)."""
+    if obj.__class__ is bytes and len(obj) >= OUT_OF_BAND_BYTES:
+        return pickle.PickleBuffer(obj)
+    if depth and obj.__class__ is tuple:
+        return tuple(_out_of_band(item, depth - 1) for item in obj)
+    return obj
+
+
+def _dumps(obj: Any) -> _Message:
+    """``obj`` pickled for a pipe: the stream, then the big buffers, which are written from
+    where they are. A package of megabytes (the arguments, or a :class:`PatchResult`, which
+    gives its bytes as such a buffer) is then neither copied into the stream on this side
+    nor read whole and then copied out of it on the other."""
+    buffers: list[pickle.PickleBuffer] = []
+    stream = pickle.dumps(_out_of_band(obj), protocol=5, buffer_callback=buffers.append)
+    return [stream, *buffers]
+
+
+def _pickled(obj: Any) -> tuple[_Message | None, Exception | None]:
     """What :meth:`Fed.send` writes: ``obj`` pickled; nothing (the empty message, so that
     the work fails instead of waiting) when it is :data:`_NOTHING` or does not pickle."""
     if obj is _NOTHING:
-        return b"", None
+        return None, None
     try:
-        return pickle.dumps(obj), None
+        return _dumps(obj), None
     except Exception as exc:
-        return b"", exc
+        return None, exc
 
 
 def _read_message(fh: Any) -> Any:
     """The next object written by :func:`_write_all` (EOFError: none, or the empty one).
 
-    A length comes first: a later sibling may hold the write end open, so no EOF comes.
+    The sizes come first: a later sibling may hold the write end open, so no EOF comes.
     """
     head = fh.read(8)
-    size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
-    payload = fh.read(size) if size else b""
-    if not size or len(payload) != size:
+    count = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+    if not 0 < count < 1 << 20:
         raise EOFError("nothing was sent")
-    return pickle.loads(payload)
+    sizes = fh.read(8 * count)
+    if len(sizes) != 8 * count:
+        raise EOFError("nothing was sent")
+    chunks = []
+    for size in struct.unpack(f"<{count}Q", sizes):
+        chunk = fh.read(size)
+        if len(chunk) != size:
+            raise EOFError("nothing was sent")
+        chunks.append(chunk)
+    return pickle.loads(chunks[0], buffers=chunks[1:])
 
 
-def _write_all(fd: int, payload: bytes, *, last: bool = True) -> None:
-    """Write one message (length, then ``payload``; empty says "nothing"), and with
+def _write_all(fd: int, message: _Message | None, *, last: bool = True) -> None:
+    """Write one message (its sizes, then each piece; None says "nothing"), and with
     ``last`` close ``fd``."""
-    # The length and the payload go separately: joined, a payload of megabytes (a package)
-    # would be copied, and held twice while the child is not reading yet.
+    views = [memoryview(piece).cast("B") for piece in message or ()]
+    head = struct.pack(f"<{1 + len(views)}Q", len(views), *(v.nbytes for v in views))
+    # Each piece goes from where it is: joined, a package would be copied, and held twice
+    # while the child is not reading yet.
     with contextlib.suppress(OSError):  # the child is gone: its collector says FAILED
-        for chunk in (struct.pack("<Q", len(payload)), payload):
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
+        for piece in [memoryview(head), *views]:
+            rest = piece
+            while rest:
+                rest = rest[os.write(fd, rest) :]
     if last:
         _PARENT_ONLY.discard(fd)  # before it is closed: a later child must not close its reuse
         with contextlib.suppress(OSError):
@@ -294,11 +329,11 @@ class _Spare:
         threads = [job]
 
         def send(obj: Any) -> None:
-            payload, error = _pickled(obj)
+            message, error = _pickled(obj)
 
             def after_the_job() -> None:
                 job.join()  # one message after the other on the same pipe
-                _write_all(self.job_fd, payload)
+                _write_all(self.job_fd, message)
 
             thread = threading.Thread(target=after_the_job, daemon=True)
             thread.start()
@@ -316,9 +351,9 @@ class _Spare:
         return Fed(collect, send, lazy=False)
 
     def _send_job(self, fn: Callable[..., Any], args: tuple[Any, ...], *, fed: bool) -> Any:
-        payload = pickle.dumps((fn, args, fed), protocol=pickle.HIGHEST_PROTOCOL)
+        message = _dumps((fn, args, fed))
         thread = threading.Thread(
-            target=_write_all, args=(self.job_fd, payload), kwargs={"last": not fed}, daemon=True
+            target=_write_all, args=(self.job_fd, message), kwargs={"last": not fed}, daemon=True
         )
         thread.start()
         return thread
@@ -354,9 +389,7 @@ def _serve(job_fd: int, result_fd: int) -> None:
         with os.fdopen(job_fd, "rb") as fh:
             fn, args, fed = _read_message(fh)
             result = fn(lambda: _read_message(fh), *args) if fed else fn(*args)
-        payload = pickle.dumps(result)
-        with os.fdopen(result_fd, "wb") as out:
-            out.write(payload)
+        _write_all(result_fd, _dumps(result))
     except BaseException:
         code = 1
     os._exit(code)

@@ -31,6 +31,7 @@ import io
 import itertools
 import math
 import operator
+import pickle
 import posixpath
 import re
 import string
@@ -42,7 +43,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, SupportsIndex
 from xml.parsers import expat
 
 if TYPE_CHECKING:
@@ -135,6 +136,12 @@ class PatchResult:
     changed_parts: list[str]
     removed_strings: int
     residues: list[Residue]
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        # A patch crosses pipes to and from the checks' children: under protocol 5 its
+        # package (megabytes) goes as an out-of-band buffer, written from where it is.
+        data: Any = pickle.PickleBuffer(self.data) if int(protocol) >= 5 else self.data
+        return (PatchResult, (data, self.changed_parts, self.removed_strings, self.residues))
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -2344,7 +2351,10 @@ def _write_package(
     end = struct.pack(
         "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), len(body), len(comment)
     )
-    return bytes(body + directory + end + comment)
+    body += directory  # appended in place: one package's worth of copy less
+    body += end
+    body += comment
+    return bytes(body)
 
 
 def _deflate(content: bytes | bytearray) -> tuple[bytes, int]:
