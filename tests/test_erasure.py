@@ -204,6 +204,26 @@ def test_missing_log_sheet_is_refused(tmp_path):
 # --- erase: full, partial, log, journal -----------------------------------------------------
 
 
+def test_an_erased_value_in_the_log_row_itself_refuses_the_erasure(tmp_path):
+    """The log row is searched too: an operator named like the client (in one cell of the
+    row, in another case) keeps the erasure from being written, and says where."""
+    from sheetreg.erasure import execute_erasures
+    from sheetreg.retention import plan_erasure
+    from sheetreg.workbook import read_register
+
+    path = make(tmp_path)
+    before = sha(path)
+    register = read_register(path)
+    plan = plan_erasure(register, "A1002", TODAY, "request")
+    result = execute_erasures(path, [plan], register=register, operator="KALLIONIEMI, B.")
+    assert not result.written and sha(path) == before
+    (refused,) = result.refused
+    assert refused.client_id == "A1002" and refused.scope == "none"
+    assert any(
+        r.code == "leftover" and "Poistoloki (log row)" in r.message for r in refused.refusals
+    )
+
+
 def test_full_erasure_leaves_a_tombstone_and_a_clean_log(tmp_path):
     """A full erasure: nothing of Bertta remains; the reference links invoices; the log row
     names columns, grounds and recipients, never her data."""

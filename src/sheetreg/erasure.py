@@ -1490,10 +1490,12 @@ def _attempt(
     refused: dict[str, list[Leftover]] = {}
     for leftover in scan.in_cells:
         refused.setdefault(leftover.client_id, []).append(leftover)
-    for o in outcomes:
-        # The log row itself must hold none of the erased values.
-        for needle in scan.needles:
-            if any(needle.text.casefold() in v.casefold() for v in o.row.values()):
+    # The log rows themselves must hold none of the erased values. Each row's cells are
+    # folded once, joined by NUL (which no cell text holds, so no needle spans two cells).
+    folded = [(needle, needle.text.casefold()) for needle in scan.needles]
+    for row in ["\0".join(v.casefold() for v in o.row.values()) for o in outcomes]:
+        for needle, text in folded:
+            if text in row:
                 refused.setdefault(needle.client_id, []).append(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
