@@ -38,7 +38,7 @@ def _t(lang: str, fi: str, en: str) -> str:
 @DRY_RUN
 @FORMAT
 @LANG
-@forking.spares(2, *SPARE_MODULES)  # the patch's and its check's, forked before the read
+@forking.spares(3, *SPARE_MODULES)  # the patch's and its checks', forked before the read
 def flag(path: Path, today: dt.date, dry_run: bool, fmt: str, lang: str | None) -> None:
     """Write every client's privacy status in plain words.
 

@@ -963,7 +963,14 @@ def _write_checked(
                     )
                 reread = list(reopened[1])
             if meanwhile is None:
-                _reopen_check(tmp, reread, package.password)
+                # A spare reads it back if one waits: calamine's copy of a big sheet then
+                # never lands in this process, which only waits meanwhile.
+                aside = forking.on_spare(_reopen_verdict, tmp, reread, package.password)
+                verdict = aside() if aside is not None else forking.FAILED
+                if verdict is forking.FAILED:  # none waits, or it died: here
+                    _reopen_check(tmp, reread, package.password)
+                else:
+                    _refuse_unless_passed(verdict, "reopen check")
             else:
                 # The read-back goes to a child (calamine holds the GIL), the caller's work
                 # is done here meanwhile; a failed check refuses the write as always.
