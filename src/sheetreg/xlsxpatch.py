@@ -2531,7 +2531,7 @@ def _changed_strings(old: _SharedStrings | None, new: _SharedStrings | None) -> 
     return changed
 
 
-_Cut = tuple[bytes, dict[tuple[int, int], re.Match[bytes]]]  # a body cut, and what was cut
+_Cut = tuple[bytearray, dict[tuple[int, int], re.Match[bytes]]]  # a body cut, and what was cut
 
 
 def _cut_planned(
@@ -2568,16 +2568,19 @@ def _cut_planned(
         return None
     spans.sort(key=operator.itemgetter(0))
     found: dict[tuple[int, int], re.Match[bytes]] = {}
-    pieces = []
+    # Built in place from views: a list of 10^5 pieces, then their join, would hold the
+    # body twice over.
+    rest = bytearray()
+    view = memoryview(data)
     pos = start
     for at, key, c in spans:
         if key in found or at < pos:
             return None
         found[key] = c
-        pieces.append(data[pos:at])
+        rest += view[pos:at]
         pos = c.end()
-    pieces.append(data[pos:end])
-    return b"".join(pieces), found
+    rest += view[pos:end]
+    return rest, found
 
 
 def _cut_sparse(
@@ -2704,14 +2707,22 @@ class _SheetVerifier:
         planned = plan.cells
         old_cut = self.old_cut or _cut_planned(rx, planned, old, bs_o, be_o)
         self.old_cut = None  # freed as soon as it is used
-        new_cut = _cut_planned(rx, planned, new, bs_n, be_n)
-        if old_cut is None or new_cut is None:
+        if old_cut is None:
             return False
-        (old_rest, _), (new_rest, found) = old_cut, new_cut
+        old_rest = old_cut[0]
+        del old_cut  # its cells are not needed: only what is left of the body
+        new_cut = _cut_planned(rx, planned, new, bs_n, be_n)
+        if new_cut is None:
+            return False
+        new_rest, found = new_cut
+        del new_cut
         if old_rest != new_rest:
+            # One body masked at a time (each is the size of the sheet).
             spans, keep = _row_spans_rx(rx), operator.itemgetter(1)
-            if spans.sub(keep, old_rest) != spans.sub(keep, new_rest):
+            old_rest = spans.sub(keep, old_rest)
+            if old_rest != spans.sub(keep, new_rest):
                 return False
+        del old_rest
         if self.d_pattern is not None and next(_sst_refs(new_rest, rx, self.d_pattern), None):
             return False  # an unedited cell refers to a string that changed: the walk names it
         for key, p in plan.cells.items():
@@ -3330,7 +3341,10 @@ def verify_patch(
             old_cut, cut = cut, None
         if part in changed:
             old_part = before or old.read(part)
-            _SheetVerifier(part, old_part, new.read(part), plan, ctx, old_cut=old_cut).run()
+            verifier = _SheetVerifier(part, old_part, new.read(part), plan, ctx, old_cut=old_cut)
+            del old_cut, old_part, before  # the verifier's own, to free as it goes
+            verifier.run()
+            del verifier
         elif plan is not None:  # edits that wrote what was there: still check the values
             same = before or old.read(part)
             _SheetVerifier(part, same, same, plan, ctx).run()
