@@ -180,6 +180,26 @@ def test_memory_freed_in_the_c_heap_goes_back_to_the_system(reg, monkeypatch):
     assert calls == [1]
 
 
+def test_a_file_is_compared_and_hashed_in_pieces(tmp_path):
+    """The checks that the written file holds the checked bytes, and that the workbook is
+    still what was read, read the file in pieces and miss no difference."""
+    import hashlib
+
+    from sheetreg.workbook import _file_holds, _file_sha256
+
+    data = os.urandom((3 << 20) + 5)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert _file_holds(path, data)
+    assert _file_sha256(path) == hashlib.sha256(data).hexdigest()
+    changed = bytearray(data)
+    changed[-1] ^= 1
+    for other in (bytes(changed), data[:-1], data + b"x", b""):
+        assert not _file_holds(path, other)
+    path.write_bytes(b"")
+    assert _file_holds(path, b"") and not _file_holds(path, b"x")
+
+
 KILL_SCRIPT = """
 import sys
 from sheetreg.workbook import write_cells

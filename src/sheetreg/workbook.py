@@ -583,6 +583,23 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _file_sha256(path: Path) -> str:
+    """The hash of a file, read in pieces (a big workbook is not held a second time)."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _file_holds(path: Path, data: bytes) -> bool:
+    """True when the file at ``path`` holds exactly ``data`` (compared in pieces)."""
+    view = memoryview(data)
+    with path.open("rb") as fh:
+        for start in range(0, len(view), 1 << 20):
+            piece = view[start : start + (1 << 20)]
+            if fh.read(len(piece)) != piece:
+                return False
+        return fh.read(1) == b""
+
+
 def default_backup_dir(path: Path) -> Path:
     """Where backups go unless configured: ``backups/`` beside the workbook."""
     return path.parent / "backups"
@@ -956,7 +973,7 @@ def _write_checked(
             if reopened is not None:
                 # Most cells were read back from the patch before it was written: the file
                 # must hold exactly those bytes, and the cells changed since are read here.
-                if tmp.read_bytes() != written:
+                if not _file_holds(tmp, written):
                     raise FidelityError(
                         "reopen check: the written file differs from the checked one; the "
                         "original was left in place."
@@ -996,7 +1013,7 @@ def _write_checked(
         # that look and the replace (a save by the user in between would be overwritten).
         backup = _make_backup(path, package.data, backups)
         ensure_not_open(path)
-        if _sha256(path.read_bytes()) != before:
+        if _file_sha256(path) != before:
             raise WriteRefused(
                 f"{path.name} changed while sheetreg was writing; nothing was written."
             )
