@@ -224,6 +224,38 @@ def test_an_erased_value_in_the_log_row_itself_refuses_the_erasure(tmp_path):
     )
 
 
+def test_what_remains_is_told_exactly_whether_primed_or_not(tmp_path):
+    """Whether a value remains in some cell exactly (its case and spacing aside, a line of
+    a cell of several lines counting), as the set of every remaining line would tell, both
+    for the values looked up in one pass beforehand and for those that were not."""
+    from sheetreg.erasure import _Retained
+    from sheetreg.workbook import read_register
+
+    path = make(tmp_path, notes="Soittaa\niltapäivisin ARKISIN\nEi viestejä", street="Ässä 1")
+    register = read_register(path)
+    changed = {("Asiakkaat", "B3")}  # Bertta's first name is erased
+    texts = [
+        "Bertta",  # only in the erased cell
+        "Kallioniemi",
+        " Iltapäivisin  arkisin",  # a line of the notes, spaced and cased otherwise
+        "iltapäivisin",  # part of a line only
+        "soittaa",
+        "Soittaa iltapäivisin",  # two lines are not one
+        "ässä 1",
+        "Ässä",
+        " ",
+        "Tampere",
+    ]
+    reference = _Retained(register, changed)
+    lines = set(reference.blob.split("\n")) - {""}
+    want = [" ".join(t.split()).casefold() in lines for t in texts]
+    assert want == [False, True, True, False, True, False, True, False, False, True]
+    primed = _Retained(register, changed)
+    primed.prime(texts)
+    assert [primed.exact(t) for t in texts] == want
+    assert [_Retained(register, changed).exact(t) for t in texts] == want
+
+
 def test_full_erasure_leaves_a_tombstone_and_a_clean_log(tmp_path):
     """A full erasure: nothing of Bertta remains; the reference links invoices; the log row
     names columns, grounds and recipients, never her data."""

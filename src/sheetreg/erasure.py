@@ -350,6 +350,11 @@ def _needles(register: Register, plan: ErasurePlan) -> tuple[list[Needle], list[
     return out, nsns
 
 
+def _line_of(text: str) -> str:
+    """``text`` as :meth:`_Retained.exact` compares it: its spaces evened, casefolded."""
+    return " ".join(text.split()).casefold()
+
+
 class _Retained:
     """Text of every cell that stays after the planned edits, for fast containment checks."""
 
@@ -381,11 +386,12 @@ class _Retained:
         for _start, grid in register.other_sheets.values():
             for row in grid:
                 parts.extend(v.strip() for v in row if v.__class__ is str and v)
-        self.blob = "\n" + "\n".join(parts).casefold() + "\n"
+        # One line a value (a value on several lines gives several), a newline either end.
+        self.blob = "\n".join(["", *parts, ""]).casefold()
         self.numbers = numbers
         self.digits: bytes | None = None  # the blob without phone separators, made when needed
-        self._lines: set[str] | None = None
         self._inside: dict[str, bool] = {}  # casefolded text -> found by prime()
+        self._lines: dict[str, bool] = {}  # normalised text -> a whole line, found by prime()
 
     def prime(self, texts: Iterable[str]) -> None:
         """Answer :meth:`contains` for all ``texts`` in one pass over the blob.
@@ -393,23 +399,31 @@ class _Retained:
         The blob of a 100,000-client register is tens of megabytes: one search per value
         would read it hundreds of times.
         """
-        wanted = {t.casefold() for t in texts if t} - self._inside.keys()
-        if not wanted:
+        texts = [t for t in texts if t]
+        wanted = {t.casefold() for t in texts} - self._inside.keys()
+        lines = {_line_of(t) for t in texts} - self._lines.keys() - {""}
+        if not wanted and not lines:
             return
         import ahocorasick
 
         automaton = ahocorasick.Automaton()
         for text in wanted:
-            automaton.add_word(text, text)
+            automaton.add_word(text, (False, text))
+        for line in lines:  # a whole line: the newlines either side are part of the word
+            automaton.add_word(f"\n{line}\n", (True, line))
         automaton.make_automaton()
-        found = {text for _end, text in automaton.iter(self.blob)}
-        self._inside.update((text, text in found) for text in wanted)
+        found = {key for _end, key in automaton.iter(self.blob)}
+        self._inside.update((text, (False, text) in found) for text in wanted)
+        self._lines.update((line, (True, line) in found) for line in lines)
 
     def exact(self, text: str) -> bool:
-        """True when some remaining cell holds exactly this value (case-insensitive)."""
-        if self._lines is None:
-            self._lines = set(self.blob.split("\n")) - {""}
-        return " ".join(text.split()).casefold() in self._lines
+        """True when some remaining cell holds exactly this value (case-insensitive; a
+        line of a cell of several lines counts, as does the value with its spaces evened)."""
+        line = _line_of(text)
+        if not line:
+            return False
+        known = self._lines.get(line)
+        return known if known is not None else f"\n{line}\n" in self.blob
 
     def contains(self, text: str) -> bool:
         """True when some remaining cell's text contains this value."""
