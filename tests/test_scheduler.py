@@ -424,6 +424,8 @@ def test_config_values_and_relative_paths(tmp_path):
     )
     assert config.report_dir == (tmp_path / "raportit").resolve()
     assert (config.lang, config.backup_count) == ("en", 3)
+    none_kept = config_from_mapping({"workbook": "r.xlsx", "output": {"backup_count": 0}}, path)
+    assert none_kept.backup_count == 1  # the newest is always kept
 
 
 @pytest.mark.parametrize(
@@ -435,7 +437,7 @@ def test_config_values_and_relative_paths(tmp_path):
         ('workbook = "r.xlsx"\n[schedule]\ntime = "25:00"', "HH:MM"),
         ('workbook = "r.xlsx"\n[schedule]\ncatch_up = "yes"', "catch_up"),
         ('workbook = "r.xlsx"\n[schedule]\nretry_minutes = -1', "retry_minutes"),
-        ('workbook = "r.xlsx"\n[output]\nbackup_count = 0', "1 or more"),
+        ('workbook = "r.xlsx"\n[output]\nbackup_count = -1', "0 or more"),
         ('workbook = "r.xlsx"\n[output]\nbackup_count = "3"', "backup_count"),
         ('workbook = "r.xlsx"\n[notify]\nenabled = true', "smtp_host"),
         ('workbook = "r.xlsx"\n[notify]\npassword = "x"', "unknown key"),

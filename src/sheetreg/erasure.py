@@ -394,7 +394,8 @@ class _Retained:
         self._lines: dict[str, bool] = {}  # normalised text -> a whole line, found by prime()
 
     def prime(self, texts: Iterable[str]) -> None:
-        """Answer :meth:`contains` for all ``texts`` in one pass over the blob.
+        """Answer :meth:`contains` and :meth:`exact` for all ``texts`` in one pass over the
+        blob.
 
         The blob of a 100,000-client register is tens of megabytes: one search per value
         would read it hundreds of times.
@@ -406,13 +407,18 @@ class _Retained:
             return
         import ahocorasick
 
-        automaton = ahocorasick.Automaton()
+        # A word -> what finding it answers: a text, or a whole line (its newlines either
+        # side are part of the word); one word may answer both.
+        words: dict[str, list[tuple[bool, str]]] = {}
         for text in wanted:
-            automaton.add_word(text, (False, text))
-        for line in lines:  # a whole line: the newlines either side are part of the word
-            automaton.add_word(f"\n{line}\n", (True, line))
+            words.setdefault(text, []).append((False, text))
+        for line in lines:
+            words.setdefault(f"\n{line}\n", []).append((True, line))
+        automaton = ahocorasick.Automaton()
+        for word, keys in words.items():
+            automaton.add_word(word, keys)
         automaton.make_automaton()
-        found = {key for _end, key in automaton.iter(self.blob)}
+        found = {key for _end, keys in automaton.iter(self.blob) for key in keys}
         self._inside.update((text, (False, text) in found) for text in wanted)
         self._lines.update((line, (True, line) in found) for line in lines)
 
@@ -1248,7 +1254,11 @@ def execute_erasures(
     journal = read_journal(path)
     operator = operator or _operator()
     bdir = backup_dir or default_backup_dir(path)
-    keep = keep_backups or policy_from_settings(register.settings).backup_count
+    keep = (
+        keep_backups
+        if keep_backups is not None
+        else policy_from_settings(register.settings).backup_count
+    )
     outcomes: list[ErasureOutcome] = []
     edits: list[CellEdit] = list(extra_edits)
     closing: list[CellEdit] = []  # the log's last cells, written once the proof is known
@@ -1475,7 +1485,11 @@ def _attempt(
     # preparation is made here; else the preparation goes to a child and the patch is made
     # here.
     proof = start_fidelity_check_early(data, [*edits, *log_edits])
-    aside = start_patch(data, [*edits, *log_edits], residues=False, inline=True)
+    try:
+        aside = start_patch(data, [*edits, *log_edits], residues=False, inline=True)
+    except BaseException:
+        proof.discard()
+        raise
     if aside is not None:
         try:
             scan = _prepare(register, plans, changed)

@@ -285,19 +285,21 @@ def _read_message(fh: Any) -> Any:
 def _write_all(fd: int, message: _Message | None, *, last: bool = True) -> None:
     """Write one message (its sizes, then each piece; None says "nothing"), and with
     ``last`` close ``fd``."""
-    views = [memoryview(piece).cast("B") for piece in message or ()]
-    head = struct.pack(f"<{1 + len(views)}Q", len(views), *(v.nbytes for v in views))
-    # Each piece goes from where it is: joined, a package would be copied, and held twice
-    # while the child is not reading yet.
-    with contextlib.suppress(OSError):  # the child is gone: its collector says FAILED
-        for piece in [memoryview(head), *views]:
-            rest = piece
-            while rest:
-                rest = rest[os.write(fd, rest) :]
-    if last:
-        _PARENT_ONLY.discard(fd)  # before it is closed: a later child must not close its reuse
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    try:
+        views = [memoryview(piece).cast("B") for piece in message or ()]
+        head = struct.pack(f"<{1 + len(views)}Q", len(views), *(v.nbytes for v in views))
+        # Each piece goes from where it is: joined, a package would be copied, and held
+        # twice while the child is not reading yet.
+        with contextlib.suppress(OSError):  # the child is gone: its collector says FAILED
+            for piece in [memoryview(head), *views]:
+                rest = piece
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
+    finally:  # closed whatever happened, so that the child is never left waiting
+        if last:
+            _PARENT_ONLY.discard(fd)  # before it is closed: a later child must not close its reuse
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 # --- spares ------------------------------------------------------------------------------------
@@ -318,8 +320,11 @@ class _Spare:
         collect_result = _collector(self.pid, self.result_fd)
 
         def collect() -> Any:
-            thread.join()
-            return collect_result()
+            try:
+                thread.join()
+            finally:  # reaped even when interrupted
+                result = collect_result()
+            return result
 
         return Collector(collect, lazy=False)
 
@@ -344,9 +349,12 @@ class _Spare:
         collect_result = _collector(self.pid, self.result_fd)
 
         def collect() -> Any:
-            for thread in threads:
-                thread.join()
-            return collect_result()
+            try:
+                for thread in threads:
+                    thread.join()
+            finally:  # reaped even when interrupted
+                result = collect_result()
+            return result
 
         return Fed(collect, send, lazy=False)
 

@@ -224,11 +224,12 @@ def config_from_mapping(
     backups: int | None = None
     if "backup_count" in output:
         backups = _get(output, "backup_count", int, 10, source)
-        if backups < 1:
+        if backups < 0:
             raise SheetregError(
-                f"{source}: [output] backup_count must be 1 or more (a write always keeps the "
-                "newest backup); leave it out to use the workbook's own setting."
+                f"{source}: [output] backup_count must be 0 or more; leave it out to use the "
+                "workbook's own setting."
             )
+        backups = max(backups, 1)  # a write always keeps the newest backup
     allow = _get(keyring, "allow_plaintext", bool, False, source) or None
     notify = _notify_config(tables["notify"], book, base, allow, source)
     return ScheduleConfig(

@@ -937,10 +937,11 @@ def _write_checked(
     if patched is None:
         # The check prepares the original's side on the second core while the patch is made.
         early = start_fidelity_check_early(package.plain, plan)
-        # sheetreg's own text goes into the cells: no search of a table of 10^6 strings,
-        # and next week's status replaces this week's without leaving an orphan string.
-        aside = start_patch(package.plain, plan, residues=False, inline=True)
+        aside: PatchAside | None = None
         try:
+            # sheetreg's own text goes into the cells: no search of a table of 10^6 strings,
+            # and next week's status replaces this week's without leaving an orphan string.
+            aside = start_patch(package.plain, plan, residues=False, inline=True)
             if aside is not None:
                 result = aside()
             else:
@@ -982,8 +983,8 @@ def _write_checked(
             if meanwhile is None:
                 # A spare reads it back if one waits: calamine's copy of a big sheet then
                 # never lands in this process, which only waits meanwhile.
-                aside = forking.on_spare(_reopen_verdict, tmp, reread, package.password)
-                verdict = aside() if aside is not None else forking.FAILED
+                reading = forking.on_spare(_reopen_verdict, tmp, reread, package.password)
+                verdict = reading() if reading is not None else forking.FAILED
                 if verdict is forking.FAILED:  # none waits, or it died: here
                     _reopen_check(tmp, reread, package.password)
                 else:

@@ -1732,7 +1732,11 @@ def _sst_ref_pattern(rx: _SheetRx, indices: Iterable[int]) -> re.Pattern[bytes]:
 
 
 def _sst_refs(
-    data: bytes, rx: _SheetRx, pattern: re.Pattern[bytes], start: int = 0, end: int | None = None
+    data: bytes | bytearray,
+    rx: _SheetRx,
+    pattern: re.Pattern[bytes],
+    start: int = 0,
+    end: int | None = None,
 ) -> Iterator[re.Match[bytes]]:
     """Matches of ``pattern`` (a ``<v>`` of chosen indices) that sit in ``t="s"`` cells."""
     for m in pattern.finditer(data, start, len(data) if end is None else end):
