@@ -330,3 +330,32 @@ def test_big_bytes_cross_a_pipe_as_they_are():
 
 def _echo(obj):
     return obj
+
+
+def test_an_edit_batch_is_pickled_once_by_columns():
+    """The edits handed to several children are pickled once (their fields by columns) and
+    come back as the same edits, every kind of value kept as it was."""
+    import pickle
+
+    from sheetreg import forking
+    from sheetreg.xlsxpatch import CellEdit, EditBatch
+
+    edits = [
+        CellEdit("Asiakkaat", "S2", "Päättynyt 3.11.2026"),
+        CellEdit("Laskut", "B7", None),
+        CellEdit("Asiakkaat", "K3", dt.date(2026, 11, 3)),
+        CellEdit("Asiakkaat", "L3", dt.datetime(2026, 11, 3, 7, 30)),
+        CellEdit("Laskut", "E9", 12.5),
+        CellEdit("Laskut", "F9", True),
+        CellEdit("Laskut", "G9", 3),
+    ] * 20_000
+    batch = EditBatch(edits)
+    first = forking._dumps((sum, (b"", batch), False))
+    stream = batch.__dict__["_stream"]
+    second = forking._dumps((sum, (b"", batch), False))
+    assert batch.__dict__["_stream"] is stream  # not pickled again
+    assert memoryview(first[1]).obj is stream and memoryview(second[1]).obj is stream
+    back = pickle.loads(first[0], buffers=first[1:])[1][1]
+    assert back == edits and type(back) is list
+    assert [type(e.value) for e in back[:7]] == [type(e.value) for e in edits[:7]]
+    assert pickle.loads(pickle.dumps(batch)) == edits  # protocol 4: in the stream

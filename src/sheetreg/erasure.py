@@ -1442,7 +1442,7 @@ def _attempt(
     then reads back only the log's last cells).
     """
     from sheetreg.workbook import start_fidelity_check_early, start_patch, start_reopen_check
-    from sheetreg.xlsxpatch import patch_workbook
+    from sheetreg.xlsxpatch import EditBatch, patch_workbook
 
     outcomes: list[ErasureOutcome] = []
     edits: list[CellEdit] = []
@@ -1484,9 +1484,10 @@ def _attempt(
     # a spare if one waits (its memory then stays out of this process) and the search's
     # preparation is made here; else the preparation goes to a child and the patch is made
     # here.
-    proof = start_fidelity_check_early(data, [*edits, *log_edits])
+    everything = EditBatch([*edits, *log_edits])  # pickled once for the three children
+    proof = start_fidelity_check_early(data, everything)
     try:
-        aside = start_patch(data, [*edits, *log_edits], residues=False, inline=True)
+        aside = start_patch(data, everything, residues=False, inline=True)
     except BaseException:
         proof.discard()
         raise
@@ -1502,7 +1503,7 @@ def _attempt(
     else:
         preparing = forking.start(_prepare, register, plans, changed)
         try:
-            patched = patch_workbook(data, [*edits, *log_edits], residues=False, inline=True)
+            patched = patch_workbook(data, everything, residues=False, inline=True)
         except BaseException:
             preparing.discard()
             proof.discard()
@@ -1527,7 +1528,7 @@ def _attempt(
                 refused.setdefault(needle.client_id, []).append(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
-    reopened = start_reopen_check(patched.data, [*edits, *log_edits])
+    reopened = start_reopen_check(patched.data, everything)
     try:
         leftovers, parts = _scan_package(patched.data, scan)
     except BaseException:

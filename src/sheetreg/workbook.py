@@ -931,7 +931,9 @@ def _write_checked(
     reopened: tuple[forking.Collector, Sequence[CellEdit]] | None = None,
 ) -> WriteResult:
     """Patch, verify, (encrypt,) write aside, reopen, back up, look once more, replace."""
-    from sheetreg.xlsxpatch import patch_workbook
+    from sheetreg.xlsxpatch import EditBatch, patch_workbook
+
+    plan = EditBatch(plan)  # pickled once for the children that get it
 
     remove_stale_temps(path, backups)
     if patched is None:
