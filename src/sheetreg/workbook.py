@@ -1085,8 +1085,9 @@ def start_patch(
 
     A patch holds a big sheet twice over, as read and as written, and a page of this process
     once grown stays grown: made in a spare, forked while the process was small, that memory
-    never lands beside the register. The bytes and the edits go to it pickled (10^5 edits in
-    a few milliseconds), the new package comes back the same way.
+    never lands beside the register. The package goes to it as it is (an out-of-band buffer)
+    and the edits pickled once for all the children that get them (an
+    :class:`~sheetreg.xlsxpatch.EditBatch`); the new package comes back the same way.
     """
     args = (plain, edits, residues, inline)
     collector = forking.on_spare(_patch_outcome, *args)
