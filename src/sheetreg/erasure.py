@@ -1554,7 +1554,7 @@ def _attempt(
         o.verification = Verification(
             scan.values.get(cid, 0), forms, parts, scan.shared.get(cid, 0), []
         )
-    return outcomes, [*edits, *log_edits], [], patched, proof, reopened
+    return outcomes, list(everything), [], patched, proof, reopened
 
 
 def _backups_text(actions: dict[str, list[str]], lang: str) -> str:
