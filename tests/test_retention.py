@@ -405,6 +405,26 @@ def test_due_erasures_takes_approved_rows(tmp_path):
     assert (plans["A1001"].reason, plans["A1003"].reason) == ("ended", "request")
 
 
+def test_rows_by_id_keeps_every_row_of_an_id(tmp_path: Path):
+    """The row index (a lone row kept as its int, a repeated ID as a list) answers the rows
+    of each ID in row order, nothing for an unknown or empty ID, and is built once."""
+    from sheetreg.retention import rows_by_id
+
+    invoices = [
+        invoice("1", "A1001"),
+        invoice("2", "A1002"),
+        invoice("3", "A1001"),
+        invoice("4", ""),
+        invoice("5", "A1001"),
+    ]
+    reg = register(tmp_path, clients=[client()], invoices=invoices)
+    index = rows_by_id(reg.table("invoices"))
+    assert index.get("A1001") == (0, 2, 4) and index.get("A1002") == (1,)
+    assert index.get("A9999") == () and index.get("") == () and "" not in index
+    assert len(index) == 2 and "A1002" in index
+    assert rows_by_id(reg.table("invoices")) is index
+
+
 def test_pseudonym_shape():
     """Pseudonymous references are recognisable and cannot be client IDs."""
     assert is_pseudonym("P-0123456789abcdef") and not is_pseudonym("A1001")
@@ -412,8 +432,9 @@ def test_pseudonym_shape():
 
 def test_quick_init_keeps_the_dataclass_contract():
     """Hold and ClientStatus get a faster __init__ (register.quick_init): the parameters,
-    defaults and frozenness are the dataclass's; replace, pickling and equality still work;
-    a class it cannot serve is refused rather than given a wrong __init__."""
+    defaults and frozenness are the dataclass's; replace, pickling and equality still work,
+    with slots or without; a class it cannot serve is refused rather than given a wrong
+    __init__."""
     import dataclasses
     import inspect
     import pickle
@@ -448,6 +469,20 @@ def test_quick_init_keeps_the_dataclass_contract():
         reason="x",
         source="Asiakkaat!T2",
     )
+
+    # Slotted (a status per client, a hold per invoice): no per-instance dictionary.
+    assert not hasattr(status, "__dict__") and not hasattr(hold, "__dict__")
+
+    @quick_init
+    @dataclasses.dataclass(frozen=True)
+    class Plain:  # a class with a __dict__ is served too
+        a: int
+        b: str = "b"
+
+    plain = Plain(1)
+    assert (plain.a, plain.b, plain) == (1, "b", Plain(a=1, b="b"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plain.a = 2  # type: ignore[misc]
 
     @dataclasses.dataclass(frozen=True)
     class WithFactory:

@@ -1825,7 +1825,7 @@ def _flag_plan(
             recorded = suppressed_rows(register, key or load_key(path), on_record)
         rows |= recorded
     changes, statuses, header = flag_changes(register, today, None, rows)
-    edits = [CellEdit(*c.cell.rsplit("!", 1), c.text) for c in changes]
+    edits = [CellEdit(c.sheet, c.ref, c.text) for c in changes]
     if header is not None and edits:
         edits.insert(0, header)
     return edits, changes, statuses

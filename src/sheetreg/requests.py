@@ -28,6 +28,7 @@ from sheetreg.schema import CLIENTS, REQUEST_STATUSES, REQUEST_TYPES, REQUESTS, 
 
 if TYPE_CHECKING:
     from sheetreg.register import Register, Table
+    from sheetreg.retention import RowIndex
     from sheetreg.xlsxpatch import CellEdit
 
 EXTRACT_TYPES = frozenset({"access", "portability"})  # answered by an access extract
@@ -421,8 +422,8 @@ class _Context:
 
     register: Register
     table: Table
-    client_index: dict[str, list[int]]
-    disclosure_rows: dict[str, list[int]]
+    client_index: RowIndex
+    disclosure_rows: RowIndex
     today: dt.date
     lang: str
     handover: ErasureHandover
@@ -494,12 +495,12 @@ def _next_step(ctx: _Context, item: RequestItem) -> tuple[str, str]:
 
 
 def _recipients_where(
-    register: Register, item: RequestItem, disclosure_rows: dict[str, list[int]], lang: str
+    register: Register, item: RequestItem, disclosure_rows: RowIndex, lang: str
 ) -> str:
     """Where the recipients of this client's data are named: cells, never the names."""
     places: list[str] = []
     disclosures = register.table("disclosures")
-    rows = disclosure_rows.get(item.client_id or "", [])
+    rows = disclosure_rows.get(item.client_id or "")
     if disclosures is not None and rows:
         numbers = ", ".join(str(disclosures.excel_row(i)) for i in rows)
         places.append(

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from lxml import etree
 
 from sheetreg.errors import FidelityError, PatchError
+from sheetreg.register import quick_init
 
 __all__ = [
     "CellEdit",
@@ -101,7 +102,8 @@ _ROOT = re.compile(rb"<(?![?!])((?:[A-Za-z_][\w.\-]*:)?)([A-Za-z_][\w.\-]*)")
 # --- public data types ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@quick_init  # a first weekly run makes one per client
+@dataclass(frozen=True, slots=True)
 class CellEdit:
     """One planned cell change: ``value`` None empties the cell."""
 
