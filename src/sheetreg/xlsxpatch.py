@@ -2355,38 +2355,43 @@ def _write_package(
     records = pkg.central_records()
     if records is None:
         return _rewrite_package(pkg, new_parts, removed)
-    body = bytearray()
+    # The members' pieces (the unchanged ones as views of the original) are joined once at
+    # the end: the new package is made in one allocation of its final size, not grown in a
+    # buffer and then copied out of it (a 100,000-client package is 19 MB).
+    pieces: list[bytes | bytearray | memoryview] = []
+    size = 0
     directory = bytearray()
     count = 0
     deflated = _deflate_all(new_parts)
     for info, record in zip(pkg.infos, records, strict=True):
         if info.filename in removed:
             continue
-        offset = len(body)
+        offset = size
         content = new_parts.get(info.filename)
         if content is None:
             raw = pkg.member(info)
             if raw is None:
                 return _rewrite_package(pkg, new_parts, removed)
-            body += raw
+            pieces.append(raw)
+            size += len(raw)
             directory += record[:42]
             directory += struct.pack("<L", offset)
             directory += record[46:]
         else:
-            local, central = _deflated_member(info, content, offset, deflated[info.filename])
-            body += local
+            data = deflated[info.filename]
+            local, central = _deflated_member(info, content, offset, data)
+            pieces += (local, data[0])  # the compressed data is not copied into its header's
+            size += len(local) + len(data[0])
             directory += central
         count += 1
     comment = pkg.zip.comment
-    if len(body) >= 0xFFFFFFFF or count >= 0xFFFF or len(comment) > 0xFFFF:
+    if size >= 0xFFFFFFFF or count >= 0xFFFF or len(comment) > 0xFFFF:
         return _rewrite_package(pkg, new_parts, removed)
     end = struct.pack(
-        "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), len(body), len(comment)
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), size, len(comment)
     )
-    body += directory  # appended in place: one package's worth of copy less
-    body += end
-    body += comment
-    return bytes(body)
+    pieces += (directory, end, comment)
+    return b"".join(pieces)
 
 
 def _deflate(content: bytes | bytearray) -> tuple[bytes, int]:
@@ -2413,7 +2418,8 @@ def _deflate_all(parts: dict[str, bytes | bytearray]) -> dict[str, tuple[bytes, 
 def _deflated_member(
     info: zipfile.ZipInfo, content: bytes | bytearray, offset: int, deflated: tuple[bytes, int]
 ) -> tuple[bytes, bytes]:
-    """Local header with data, and central record, of ``content`` deflated under ``info``."""
+    """Local header (the deflated data follows it) and central record of ``content``
+    deflated under ``info``."""
     data, crc = deflated
     try:
         name = info.filename.encode("ascii")
@@ -2443,7 +2449,7 @@ def _deflated_member(
         info.external_attr,
         offset,
     )
-    return local + name + data, central + name + comment
+    return local + name, central + name + comment
 
 
 def _rewrite_package(
