@@ -759,3 +759,24 @@ def test_suppressed_rows_match_every_form_of_a_contact(tmp_path):
     ]:
         tokens = {t for phone, email in contacts for t in key.suppression_tokens(phone, email)}
         assert contact_rows(register, contacts) == suppressed_rows(register, key, tokens)
+
+
+def test_long_text_is_searched_in_overlapping_pieces(monkeypatch):
+    """The automaton searches a long text a piece at a time: a word across any seam between
+    two pieces, at either end of the text, or in the last short piece is still found; a word
+    that is not there is not."""
+    import ahocorasick
+
+    monkeypatch.setattr(erasure, "_AC_PIECE", 64)
+    words = ["hämeenkatu", "\naino virtanen\n", "040–123"]
+    automaton = ahocorasick.Automaton()
+    for word in [*words, "missing"]:
+        automaton.add_word(word, word)
+    automaton.make_automaton()
+    longest = max(map(len, words))
+    for word in words:
+        for shift in range(len(word) + 1):
+            at = 64 - shift  # the word starts `shift` characters before a seam
+            text = "x" * at + word + "y" * (300 - at - len(word)) + words[0]
+            assert set(erasure._found_in(automaton, text, longest)) == {word, words[0]}
+    assert erasure._present("z" * 200 + "040–123", ["040–123", *"abcdefgh"]) == {"040–123"}

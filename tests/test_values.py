@@ -134,3 +134,13 @@ def test_column_email_check_agrees_with_per_cell(texts):
     """Property: the whole-column e-mail check flags exactly what the per-cell check does."""
     expected = {t for t in texts if not values.email_is_valid(t.strip())}
     assert values.invalid_emails(texts) == expected
+
+
+def test_fold_is_casefold_in_pieces():
+    """A long text is folded 64k characters at a time, with the same result as one fold:
+    characters that fold to several (ß, ﬁ, İ), a final sigma and non-Latin-1 text across the
+    pieces' seams."""
+    alphabet = "aAäÄöÖßẞİΣσςﬁ–\n x"
+    text = "".join(alphabet[(n * 7919) % len(alphabet)] for n in range(3 * (1 << 16) + 17))
+    assert values.fold(text) == text.casefold()
+    assert values.fold("Hämeenkatu") == "hämeenkatu" and values.fold("") == ""

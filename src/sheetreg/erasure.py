@@ -51,7 +51,7 @@ import secrets
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -386,8 +386,13 @@ class _Retained:
         for _start, grid in register.other_sheets.values():
             for row in grid:
                 parts.extend(v.strip() for v in row if v.__class__ is str and v)
-        # One line a value (a value on several lines gives several), a newline either end.
-        self.blob = "\n".join(["", *parts, ""]).casefold()
+        # One line a value (a value on several lines gives several), a newline either end;
+        # folded a group of lines at a time (the unfolded text is never made whole).
+        lines = ["", *parts, ""]
+        del parts
+        self.blob = "\n".join(
+            [values.fold("\n".join(lines[i : i + 4096])) for i in range(0, len(lines), 4096)]
+        )
         self.numbers = numbers
         self.digits: bytes | None = None  # the blob without phone separators, made when needed
         self._inside: dict[str, bool] = {}  # casefolded text -> found by prime()
@@ -418,7 +423,8 @@ class _Retained:
         for word, keys in words.items():
             automaton.add_word(word, keys)
         automaton.make_automaton()
-        found = {key for _end, keys in automaton.iter(self.blob) for key in keys}
+        longest = max(map(len, words))
+        found = {key for keys in _found_in(automaton, self.blob, longest) for key in keys}
         self._inside.update((text, (False, text) in found) for text in wanted)
         self._lines.update((line, (True, line) in found) for line in lines)
 
@@ -695,7 +701,26 @@ def _present(text: str, needles: list[str]) -> set[str]:
     for needle in needles:
         automaton.add_word(needle, needle)
     automaton.make_automaton()
-    return {found for _end, found in automaton.iter(text)}
+    return set(_found_in(automaton, text, max(map(len, needles))))
+
+
+_AC_PIECE = 1 << 18
+
+
+def _found_in(automaton: Any, text: str, longest: int) -> Iterator[Any]:
+    """The values of ``automaton``'s words that occur in ``text`` (a word may come twice).
+
+    pyahocorasick searches a copy of the text in 4 bytes a character: 28 MB for the text of
+    a 100,000-client register. A long text is searched 256k characters at a time, each
+    piece overlapping the next by the longest word less one, so no occurrence is missed.
+    """
+    if len(text) <= _AC_PIECE + longest:
+        for _end, value in automaton.iter(text):
+            yield value
+        return
+    for start in range(0, len(text), _AC_PIECE):
+        for _end, value in automaton.iter(text[start : start + _AC_PIECE + longest - 1]):
+            yield value
 
 
 def _in_part_order(leftovers: list[Leftover], names: list[str]) -> list[Leftover]:
@@ -755,7 +780,7 @@ def _scan_parts(data: bytes, scan: _Scan, parts: set[str]) -> list[Leftover]:
             digits = _without_separators(text).decode("latin-1") if scan.nsns else ""
             in_digits = _present(digits, [nsn for nsn, _ in scan.nsns])
             in_text = (
-                _present(text.casefold(), [c.casefold() for c in scan.ids]) if scan.ids else set()
+                _present(values.fold(text), [c.casefold() for c in scan.ids]) if scan.ids else set()
             )
             for nsn, client_id in scan.nsns:
                 pattern = phone_pattern(nsn)

@@ -22,6 +22,23 @@ _DMY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})\.?")
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
 
 
+_FOLD_PIECE = 1 << 16
+
+
+def fold(text: str) -> str:
+    """``text.casefold()``, with a bounded scratch buffer for a long text.
+
+    CPython folds a string through a scratch buffer of 12 bytes a character (room for three
+    UCS-4 characters each): 84 MB for the 7 million characters of a 100,000-client
+    register's text. Case folding maps each character on its own (unlike ``lower``, with no
+    context such as a final sigma), so folding 64k characters at a time gives the same
+    string with 768 kB of scratch.
+    """
+    if len(text) <= _FOLD_PIECE:
+        return text.casefold()
+    return "".join([text[i : i + _FOLD_PIECE].casefold() for i in range(0, len(text), _FOLD_PIECE)])
+
+
 def is_empty(raw: Any) -> bool:
     """True for a cell with nothing in it (white space only counts as empty)."""
     return raw is None or (isinstance(raw, str) and not raw.strip())

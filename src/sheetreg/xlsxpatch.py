@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 from sheetreg.errors import FidelityError, PatchError
 from sheetreg.register import quick_init
+from sheetreg.values import fold
 
 __all__ = [
     "CellEdit",
@@ -1893,8 +1894,9 @@ def _automaton(variant_sets: list[list[str]]) -> Any:
 
 
 # A part is searched this many bytes at a time: the sheets of a big register are tens of
-# megabytes, and as text (decoded, then case-folded) each would cost several times that at once.
-_SEARCH_PIECE = 4 << 20
+# megabytes, and as text (decoded, case-folded, then copied by the automaton in 4 bytes a
+# character) each would cost several times that at once.
+_SEARCH_PIECE = 1 << 20
 
 
 def _text_hits(
@@ -1980,7 +1982,7 @@ def _xml_pieces(stream: IO[bytes], size: int, overlap: int) -> Iterator[bytes]:
 def _search_text(text: str, automaton: Any, found: set[int], needles: int, *, whole: bool) -> None:
     """Add to ``found`` the needles that occur in character data or attribute values of
     ``text``: a ``whole`` part, or a piece of one without CDATA that starts at a '<'."""
-    text = text.casefold()
+    text = fold(text)
     if "&#" in text:
         text = re.sub(r"&#(x[0-9a-f]+|[0-9]+);", lambda m: _numeric_ref(m[1]), text)
     has_cdata = whole and "<![cdata[" in text
