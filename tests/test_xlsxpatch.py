@@ -1549,6 +1549,40 @@ def test_bulk_proof_never_passes_a_bad_result(register: bytes, bulk: list[bool |
         assert bulk in ([False], ["raised"]), name
 
 
+def test_row_walk_after_the_bulk_proof_reads_the_original_again(
+    register: bytes, bulk: list[bool | str], monkeypatch: pytest.MonkeyPatch
+):
+    """The original sheet is let go before the bulk proof (its cut is enough); when the proof
+    hands over to the row walk, the sheet is read again and the walk names the fault."""
+    import sheetreg.xlsxpatch as xp
+
+    edits = _status_edits()
+    good = patch_workbook(register, edits, residues=False, inline=True)
+    sheet = members(good.data)["xl/worksheets/sheet1.xml"]
+    bad = replace(
+        good,
+        data=rezip(good.data, {"xl/worksheets/sheet1.xml": _tampered_sheets(sheet)["other cell"]}),
+    )
+    reads: list[bytes] = []
+    read = xp._Package.read
+
+    def spy(self: xp._Package, name: str) -> bytes:
+        data = read(self, name)
+        if name == "xl/worksheets/sheet1.xml" and self.data is register:
+            reads.append(data)
+        return data
+
+    monkeypatch.setattr(xp._Package, "read", spy)
+    with pytest.raises(FidelityError, match="A20"):
+        verify_patch(register, bad, edits)
+    assert bulk == [False]
+    assert len(reads) == 2 and reads[0] == reads[1]  # ahead of the patch, then for the walk
+    reads.clear()
+    bulk.clear()
+    verify_patch(register, good, edits)
+    assert bulk == [True] and len(reads) == 1  # proven in bulk: read once
+
+
 def test_bulk_proof_tells_a_number_from_a_boolean(register: bytes, bulk: list[bool | str]):
     """A boolean written as the number 1 is caught, even after a real 1 was proven."""
     edits = [CellEdit("Asiakkaat", f"L{r}", 1 if r % 2 else True) for r in range(2, 202)]

@@ -2675,7 +2675,10 @@ def _cut_ahead(part: str, old: bytes, plan: _SheetPlan) -> _Cut | None:
 class _SheetVerifier:
     """Checks one rewritten worksheet against its original and the planned edits.
 
-    ``old_cut`` is :func:`_cut_ahead` of ``old`` and ``plan``, when it was made beforehand.
+    ``old_cut`` is :func:`_cut_ahead` of ``old`` and ``plan``, when it was made beforehand;
+    ``reread`` reads ``old`` again. With both, the original sheet is let go before the bulk
+    proof (the cut is all it needs) and read again only if the rows must be walked after all:
+    at 100,000 clients that is 45 MB less while the new sheet is cut.
     """
 
     def __init__(
@@ -2687,9 +2690,11 @@ class _SheetVerifier:
         ctx: _VerifyContext,
         *,
         old_cut: _Cut | None = None,
+        reread: Callable[[], bytes] | None = None,
     ) -> None:
         self.part = part
         self.old_cut = old_cut
+        self.reread = reread
         self.old = old
         self.new = new
         self.plan = plan
@@ -2711,12 +2716,17 @@ class _SheetVerifier:
         sd_o, bs_o, be_o = _sheet_body(old, rx, part, FidelityError)
         sd_n, bs_n, be_n = _sheet_body(new, rx, part, FidelityError)
         self._compare_outside(sd_o, be_o, sd_n, be_n)
-        if (
-            self.plan is not None
-            and len(self.plan.cells) >= _BULK_PROOF_CELLS
-            and self._run_bulk(bs_o, be_o, bs_n, be_n)
-        ):
-            return
+        del sd_o  # a match holds its subject
+        if self.plan is not None and len(self.plan.cells) >= _BULK_PROOF_CELLS:
+            if self.old_cut is not None and self.reread is not None:
+                del old
+                self.old = b""
+            if self._run_bulk(bs_o, be_o, bs_n, be_n):
+                return
+            if not self.old:
+                assert self.reread is not None
+                self.old = self.reread()  # the same bytes: the positions found still hold
+            old = self.old
         by_row = self.plan.by_row() if self.plan else {}
         rows = sorted(by_row)
         old_loc = self._locate(old, bs_o, be_o, rows)
@@ -3381,7 +3391,15 @@ def verify_patch(
             old_cut, cut = cut, None
         if part in changed:
             old_part = before or old.read(part)
-            verifier = _SheetVerifier(part, old_part, new.read(part), plan, ctx, old_cut=old_cut)
+            verifier = _SheetVerifier(
+                part,
+                old_part,
+                new.read(part),
+                plan,
+                ctx,
+                old_cut=old_cut,
+                reread=functools.partial(old.read, part),
+            )
             del old_cut, old_part, before  # the verifier's own, to free as it goes
             verifier.run()
             del verifier
