@@ -22,7 +22,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
 from sheetreg import values
 from sheetreg.register import quick_init
@@ -327,78 +327,67 @@ class _Memo:
         return key
 
 
-class _Invoice(NamedTuple):
-    number: str
-    source: str
-    paid: bool
-    debt: bool
-    until: dt.date | None  # accounting retention; None when the invoice date is unreadable
-
-
 @functools.lru_cache(maxsize=8192)
 def _retention_until(day: dt.date, fy_end: tuple[int, int]) -> dt.date:
     return accounting_retention_until(day, fy_end)
 
 
-def _invoices_by_client(
-    register: Register, policy: Policy, memo: _Memo, only: str | None = None
-) -> dict[str, list[_Invoice]]:
-    """Every invoice's facts, by client ID (column-wise: a register has 100,000 of them)."""
-    invoices = register.table("invoices")
-    out: dict[str, list[_Invoice]] = {}
-    if invoices is None or not invoices.has("client_id"):
-        return out
-    ids = invoices.column_values("client_id")
-    numbers = invoices.column_values("invoice_number")
-    dates = invoices.column_values("invoice_date")
-    paid = invoices.column_values("paid_on")
-    debt = invoices.column_values("debt_collection")
-    name = invoices.name
-    letter = invoices.letter("invoice_number") if invoices.has("invoice_number") else "A"
-    first = invoices.header_row + 1
-    for i, raw in enumerate(ids):
-        cid = values.id_text(raw)
-        if not cid or (only is not None and cid != only):
-            continue
-        number = numbers[i]
-        if number.__class__ is not str:
-            number = values.as_text(number) or ""
-        number = number.strip() or f"#{first + i}"
-        day = memo.date(dates[i])
-        # An invoice without a readable payment date is open (the safe side).
-        out.setdefault(cid, []).append(
-            _Invoice(
-                number,
-                f"{name}!{letter}{first + i}",
-                memo.date(paid[i]) is not None,
-                memo.is_yes(debt[i]),
-                _retention_until(day, policy.fy_end) if day else None,
-            )
-        )
-    return out
+class _Invoices:
+    """The Invoices sheet as the statuses read it: its raw columns and its rows by client ID.
 
+    An invoice's facts are read when its client's status is made, not gathered first into
+    an object per invoice (a register has 200,000: 25 MB that were thrown away at once).
+    """
 
-def _invoice_holds(facts: Sequence[_Invoice], today: dt.date, billing: str | None) -> list[Hold]:
-    holds: list[Hold] = []
-    open_numbers: list[_Invoice] = []
-    debt_numbers: list[_Invoice] = []
-    for inv in facts:
-        if not inv.paid:
-            (debt_numbers if inv.debt else open_numbers).append(inv)
-        if inv.until is None or today <= inv.until:
-            holds.append(
-                Hold("accounting-retention", ACCOUNTING_FIELDS, inv.until, inv.number, inv.source)
-            )
-    if open_numbers:
-        contact = _BILLING_CONTACT.get(billing or "", _ALL_CONTACT)
-        fields = ("clients.client_id", *_NAME, "clients.billing_method", *contact, *_INVOICE_ROW)
-        numbers = ", ".join(inv.number for inv in open_numbers)
-        holds.insert(0, Hold("open-invoice", fields, None, numbers, open_numbers[0].source))
-    if debt_numbers:
-        numbers = ", ".join(inv.number for inv in debt_numbers)
-        fields = (*_DEBT_FIELDS, *_INVOICE_ROW)
-        holds.insert(0, Hold("debt-collection", fields, None, numbers, debt_numbers[0].source))
-    return holds
+    def __init__(self, register: Register, policy: Policy, memo: _Memo) -> None:
+        invoices = register.table("invoices")
+        self.rows = RowIndex()
+        if invoices is None or not invoices.has("client_id"):
+            return
+        self.rows = rows_by_id(invoices)
+        self.numbers = invoices.column_values("invoice_number")
+        self.dates = invoices.column_values("invoice_date")
+        self.paid = invoices.column_values("paid_on")
+        self.debt = invoices.column_values("debt_collection")
+        letter = invoices.letter("invoice_number") if invoices.has("invoice_number") else "A"
+        self.prefix = f"{invoices.name}!{letter}"
+        self.first = invoices.header_row + 1
+        self.fy_end = policy.fy_end
+        self.memo = memo
+
+    def holds(self, client_id: str, today: dt.date, billing: str | None) -> list[Hold]:
+        """The holds the client's invoices put on her data as of ``today``."""
+        rows = self.rows.get(client_id)
+        if not rows:
+            return []
+        memo = self.memo
+        holds: list[Hold] = []
+        open_rows: list[tuple[str, str]] = []  # (number, source) of unpaid invoices
+        debt_rows: list[tuple[str, str]] = []
+        for i in rows:
+            number = self.numbers[i]
+            if number.__class__ is not str:
+                number = values.as_text(number) or ""
+            number = number.strip() or f"#{self.first + i}"
+            source = f"{self.prefix}{self.first + i}"
+            # An invoice without a readable payment date is open (the safe side).
+            if memo.date(self.paid[i]) is None:
+                (debt_rows if memo.is_yes(self.debt[i]) else open_rows).append((number, source))
+            day = memo.date(self.dates[i])
+            until = _retention_until(day, self.fy_end) if day else None
+            if until is None or today <= until:
+                holds.append(Hold("accounting-retention", ACCOUNTING_FIELDS, until, number, source))
+        if open_rows:
+            contact = _BILLING_CONTACT.get(billing or "", _ALL_CONTACT)
+            fields = ("clients.client_id", *_NAME, "clients.billing_method", *contact)
+            numbers = ", ".join(number for number, _ in open_rows)
+            hold = Hold("open-invoice", (*fields, *_INVOICE_ROW), None, numbers, open_rows[0][1])
+            holds.insert(0, hold)
+        if debt_rows:
+            numbers = ", ".join(number for number, _ in debt_rows)
+            fields = (*_DEBT_FIELDS, *_INVOICE_ROW)
+            holds.insert(0, Hold("debt-collection", fields, None, numbers, debt_rows[0][1]))
+        return holds
 
 
 def _manual_hold(
@@ -473,7 +462,7 @@ def _status_rows_unpaused(
         return []
     policy = policy or policy_from_settings(register.settings)
     memo = _Memo()
-    by_client = _invoices_by_client(register, policy, memo, only[1] if only else None)
+    invoices = _Invoices(register, policy, memo)
     records: dict[str, ErasureRecord] | None = None
     out: list[ClientStatus] = []
     ids = clients.column_values("client_id")
@@ -490,8 +479,7 @@ def _status_rows_unpaused(
             continue
         row = first + i
         end = memo.date(ends[i])
-        facts = by_client.get(cid)
-        holds = _invoice_holds(facts, today, memo.billing_key(billing[i])) if facts else []
+        holds = invoices.holds(cid, today, memo.billing_key(billing[i]))
         if is_pseudonym(cid):
             if records is None:
                 records = erasure_records(register)
