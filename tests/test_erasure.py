@@ -780,3 +780,14 @@ def test_long_text_is_searched_in_overlapping_pieces(monkeypatch):
             text = "x" * at + word + "y" * (300 - at - len(word)) + words[0]
             assert set(erasure._found_in(automaton, text, longest)) == {word, words[0]}
     assert erasure._present("z" * 200 + "040–123", ["040–123", *"abcdefgh"]) == {"040–123"}
+
+
+def test_separators_are_dropped_piece_by_piece(monkeypatch):
+    """Without phone separators, a long text made a piece at a time is what one pass over
+    the whole would give: a number split across pieces, no-break spaces and non-ASCII text."""
+    monkeypatch.setattr(erasure, "_DIGITS_PIECE", 5)
+    text = "puh. 040\u00a0123 45-67 / (09) 876.543 – Hämeenkatu 1 A\n+358 40 1234567"
+    whole = text.encode().translate(None, b" -./()").replace("\u00a0".encode(), b"")
+    assert erasure._without_separators(text) == whole
+    assert b"0401234567" in whole and b"09876543" in whole
+    assert erasure._without_separators("") == b""

@@ -115,10 +115,22 @@ def _without_separators(text: str) -> bytes:
 
     For megabytes of text: bytes.translate deletes at C speed, where str.translate looks
     every character up in a dict. The separators are ASCII and the no-break space, so no
-    other character's encoding is cut.
+    other character's encoding is cut. A long text goes a piece at a time (pieces of the
+    text, so no character's encoding is split): at once, its encoding and the two steps
+    after it would stand side by side, 20 MB for a 100,000-client register's text.
     """
-    raw = text.encode("utf-8", "surrogatepass")
-    return raw.translate(None, _ASCII_SEPARATORS).replace("\u00a0".encode(), b"")
+    nbsp = "\u00a0".encode()
+    pieces = [
+        text[i : i + _DIGITS_PIECE]
+        .encode("utf-8", "surrogatepass")
+        .translate(None, _ASCII_SEPARATORS)
+        .replace(nbsp, b"")
+        for i in range(0, len(text), _DIGITS_PIECE)
+    ]
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+_DIGITS_PIECE = 1 << 20
 
 
 # --- keys -----------------------------------------------------------------------------------
