@@ -587,3 +587,83 @@ def test_reopen_check_reads_two_sheets_at_once(reg, monkeypatch):
         bad[n] = CellEdit(names[n], "B2", "jokin muu")
         with pytest.raises(FidelityError, match=f"{names[n]}!B2 does not read back"):
             _reopen_check(reg, bad)
+
+
+def _same_cells(a: list[list[object]], b: list[list[object]]) -> bool:
+    """Equal grids, cell by cell, type by type and sign by sign (True == 1.0 == 1 and
+    0.0 == -0.0, but none of them is the other)."""
+    return len(a) == len(b) and all(
+        len(ra) == len(rb)
+        and all(type(x) is type(y) and repr(x) == repr(y) for x, y in zip(ra, rb, strict=True))
+        for ra, rb in zip(a, b, strict=True)
+    )
+
+
+def test_pooled_read_gives_what_to_python_gives(tmp_path: Path):
+    """Every sheet of the corpus and of sheets with an empty area before their cells reads as
+    python-calamine's to_python reads it; a column of repeated text or dates holds one object
+    per value; numbers keep their own type and sign even where they equal each other."""
+    from sheetreg.workbook import _pooled_grid
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Far"
+    ws["C4"], ws["D9"] = "x", 1.0
+    ws = wb.create_sheet("Repeats")
+    for r in range(1, 3001):
+        ws.cell(r, 1, ["Tampere", "Turku"][r % 2])
+        ws.cell(r, 2, dt.date(2026, 1, 1 + r % 3))
+        # Text, with a number now and then: pooled, but numbers that equal each other and
+        # text that reads like one stay what they are.
+        odd = [True, 1.0, 0.0, -0.0, False, "1", 1][r // 10 % 7]
+        ws.cell(r, 3, odd if r % 10 == 0 else ["Kyllä", "Ei"][r % 2])
+        ws.cell(r, 4, f"unique-{r}@example.fi")
+    wb.create_sheet("Empty")
+    path = tmp_path / "shapes.xlsx"
+    wb.save(path)
+    files = [path, *sorted(CORPUS.glob("**/*.xlsx"))]
+    checked = 0
+    for file in files:
+        book = pc.CalamineWorkbook.from_path(file)
+        for name in book.sheet_names:
+            try:
+                expected = book.get_sheet_by_name(name).to_python()
+            except Exception:  # a sheet calamine cannot read is not this test's concern
+                continue
+            assert _same_cells(_pooled_grid(book.get_sheet_by_name(name)), expected), (file, name)
+            checked += 1
+    assert checked >= 20
+    rows = _pooled_grid(pc.CalamineWorkbook.from_path(path).get_sheet_by_name("Repeats"))
+    assert len({id(row[0]) for row in rows}) == 2 and len({id(row[1]) for row in rows}) == 3
+    assert len({id(row[3]) for row in rows}) == 3000  # unique values: left as they are
+    assert len({id(row[2]) for row in rows if row[2] in ("Kyllä", "Ei")}) == 2
+    odd = [repr(row[2]) for row in rows[9:80:10]]
+    assert odd == ["1.0", "0.0", "-0.0", "False", "'1'", "1.0", "True", "1.0"]
+
+
+def test_pooled_read_falls_back_on_an_unexpected_shape(tmp_path: Path):
+    """Rows that do not have the used area's shape (another python-calamine's iteration)
+    are not taken: the sheet is read by to_python instead."""
+    from sheetreg.workbook import _pooled_grid
+
+    wb = openpyxl.Workbook()
+    for r in range(1, 50):
+        wb.active.cell(r + 2, 2, "Tampere")
+    path = tmp_path / "s.xlsx"
+    wb.save(path)
+    sheet = pc.CalamineWorkbook.from_path(path).get_sheet_by_name("Sheet")
+
+    class Taller:  # the same sheet, claiming one row more than it iterates
+        start, width, height = sheet.start, sheet.width, sheet.height + 1
+
+        def iter_rows(self):
+            return sheet.iter_rows()
+
+        def to_python(self):
+            return [["to_python"]]
+
+    assert _pooled_grid(Taller()) == [["to_python"]]
+    assert (
+        _pooled_grid(sheet)
+        == pc.CalamineWorkbook.from_path(path).get_sheet_by_name("Sheet").to_python()
+    )
