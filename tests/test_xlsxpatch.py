@@ -1641,3 +1641,41 @@ def test_bulk_proof_refuses_a_reference_to_an_emptied_string(
         with pytest.raises(FidelityError):
             verify_patch(register, bad, edits)
         assert bulk in ([False], ["raised"])
+
+
+def test_changed_strings_are_exactly_those_no_longer_at_their_index():
+    """The strings a reference cannot keep its text through: those changed in place, and
+    every one after a string removed or inserted, up to the end of the shorter table;
+    found by halving differing runs, they are the ones an element-by-element look finds."""
+    import sheetreg.xlsxpatch as xp
+
+    def table(texts: list[str]) -> xp._SharedStrings:
+        body = "".join(f"<si><t>{t}</t></si>" for t in texts)
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="http://'
+            f'schemas.openxmlformats.org/spreadsheetml/2006/main" count="{len(texts)}" '
+            f'uniqueCount="{len(texts)}">{body}</sst>'
+        )
+        return xp._SharedStrings("xl/sharedStrings.xml", xml.encode(), FidelityError)
+
+    def by_element(old: xp._SharedStrings, new: xp._SharedStrings) -> set[int]:
+        common = min(old.count, new.count)
+        same = {i for i in range(common) if old.element(i) == new.element(i)}
+        return set(range(old.count)) - same
+
+    texts = [f"arvo {n}" for n in range(5000)]
+    cases = {
+        "same": texts,
+        "appended": [*texts, "uusi"],
+        "one in place": [*texts[:1234], "", *texts[1235:]],
+        "scattered": [("" if n % 997 == 3 else t) for n, t in enumerate(texts)],
+        "removed": texts[:3000] + texts[3001:],
+        "inserted": [*texts[:10], "uusi", *texts[10:]],
+        "last": [*texts[:-1], "toinen"],
+    }
+    old = table(texts)
+    for name, new_texts in cases.items():
+        new = table(new_texts)
+        expected = set() if name in ("same", "appended") else by_element(old, new)
+        assert xp._changed_strings(old, new) == expected, name
+    assert len(xp._changed_strings(old, table(cases["scattered"]))) == 6

@@ -1037,7 +1037,10 @@ def _plan(
             pos = _parse_ref(cell) if isinstance(cell, str) else None
             if pos is None:
                 raise error(f"{sheet.info.name}!{cell!r}: not a cell reference like B2")
-            parsed = refs[cell] = (pos[0], pos[1], _ref(*pos))
+            ref = _ref(*pos)
+            # The edit's own string when it is already the canonical reference (as the
+            # weekly job writes them): one string less a cell, 100,000 at a time.
+            parsed = refs[cell] = (pos[0], pos[1], cell if ref == cell else ref)
         row, col, ref = parsed
         value = edit.value
         if type(value) is not str or value not in checked_text:
@@ -2550,24 +2553,27 @@ def _changed_strings(old: _SharedStrings | None, new: _SharedStrings | None) -> 
     if new.data.startswith(old_body, new.body_start):
         return set()  # only appended
     o_starts, n_starts = old.starts(), new.starts()
-    o_bounds, n_bounds = [*o_starts, old.body_end], [*n_starts, new.body_end]
+    # The starts with the body's end after them, as arrays: as lists, a million strings'
+    # bounds would be a million int objects (38 MB).
+    o_bounds, n_bounds = array("q", o_starts), array("q", n_starts)
+    o_bounds.append(old.body_end)
+    n_bounds.append(new.body_end)
     changed = set(range(len(n_starts), len(o_starts)))
     common = min(len(o_starts), len(n_starts))
-
-    def differ(lo: int, hi: int) -> None:  # halve a differing run down to its strings
-        while lo < hi:
-            if old.data[o_bounds[lo] : o_bounds[hi]] == new.data[n_bounds[lo] : n_bounds[hi]]:
-                return
-            if hi - lo <= 8:
-                changed.update(i for i in range(lo, hi) if old.element(i) != new.element(i))
-                return
-            mid = (lo + hi) // 2
-            differ(lo, mid)
-            lo = mid
-
+    # Runs of strings compared as bytes, a differing run halved down to its strings (a stack,
+    # not a recursive closure: that would be a reference cycle, holding the bounds until the
+    # cyclic collector runs).
     block = 1024
-    for lo in range(0, common, block):
-        differ(lo, min(lo + block, common))
+    runs = [(lo, min(lo + block, common)) for lo in range(0, common, block)][::-1]
+    while runs:
+        lo, hi = runs.pop()
+        if old.data[o_bounds[lo] : o_bounds[hi]] == new.data[n_bounds[lo] : n_bounds[hi]]:
+            continue
+        if hi - lo <= 8:
+            changed.update(i for i in range(lo, hi) if old.element(i) != new.element(i))
+            continue
+        mid = (lo + hi) // 2
+        runs += ((mid, hi), (lo, mid))  # the lower half first
     return changed
 
 
@@ -3345,14 +3351,17 @@ def verify_patch(
             )
             if new.read(name) != expected:
                 raise _fail(f"{name}: changed beyond dropping calcChain")
-    edited_cells = {(plans[p].info.sheet_id, c.ref) for p in plans for c in plans[p].cells.values()}
     if wb.calc_chain_part and wb.calc_chain_part in changed and not calc_removed:
+        edited_cells = {
+            (plans[p].info.sheet_id, c.ref) for p in plans for c in plans[p].cells.values()
+        }
         _verify_calc_chain(
             old.read(wb.calc_chain_part),
             new.read(wb.calc_chain_part),
             edited_cells,
             wb.calc_chain_part,
         )
+        del edited_cells
     for part in edited_sheets:
         for table in _table_parts(old, part):
             if table in changed:
