@@ -1549,6 +1549,30 @@ def test_bulk_proof_never_passes_a_bad_result(register: bytes, bulk: list[bool |
         assert bulk in ([False], ["raised"]), name
 
 
+def test_bulk_proof_takes_rows_whose_spans_widen(register: bytes, bulk: list[bool | str]):
+    """A status in a column past every row's spans hint widens the hints: the bodies differ
+    there and only there, which the proof (by digests, with the hints masked) accepts; a
+    changed cell beside the widened hints is still refused."""
+    edits = [CellEdit("Asiakkaat", f"M{r}", f"Tila {r % 3}") for r in range(2, 202)]
+    good = patch_workbook(register, edits, residues=False, inline=True)
+    sheet = members(good.data)["xl/worksheets/sheet1.xml"]
+    assert b'<row r="5" spans="1:13">' in sheet
+    assert b'<row r="5" spans="1:12">' in members(register)["xl/worksheets/sheet1.xml"]
+    verify_patch(register, lambda: good, edits)  # the original's side cut ahead
+    assert bulk == [True]
+    bulk.clear()
+    verify_patch(register, good, edits)
+    assert bulk == [True]
+    a20 = re.search(rb'<c r="A20"[^>]*>.*?</c>', sheet)
+    assert a20 is not None
+    tampered = sheet.replace(a20[0], a20[0].replace(b"<v>", b"<v>1", 1), 1)
+    bad = replace(good, data=rezip(good.data, {"xl/worksheets/sheet1.xml": tampered}))
+    bulk.clear()
+    with pytest.raises(FidelityError, match="A20"):
+        verify_patch(register, lambda: bad, edits)
+    assert bulk == [False]
+
+
 def test_row_walk_after_the_bulk_proof_reads_the_original_again(
     register: bytes, bulk: list[bool | str], monkeypatch: pytest.MonkeyPatch
 ):
