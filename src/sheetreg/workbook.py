@@ -830,19 +830,31 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
                         raise FidelityError(f"reopen check: {edit.cell!r} is not a cell")
                     col = columns[letters] = column_index(letters) - c0
                 wanted.setdefault(int(edit.cell[len(letters) :]) - 1, []).append((col, edit))
-            # Row by row, keeping only the edited rows: a big sheet never becomes a list of
-            # lists here. Whether the rows count from the sheet's first row or from its first
-            # used row is told by their number, so both candidates are kept until the end.
-            kept: dict[int, list[Any]] = {}
+            # Row by row, keeping only the edited cells' values (by row << 14 | column): a
+            # big sheet never becomes a list of lists here, nor are its edited rows kept
+            # whole (on a first run every row has its status written). Whether the rows count
+            # from the sheet's first row or from its first used row is told by their number,
+            # so the cells of both candidates are kept until the end.
+            cols_of: dict[int, set[int]] = {}
+            for r, cells in wanted.items():
+                cols_of.setdefault(r, set()).update(c for c, _ in cells)
+            kept: dict[int, Any] = {}
             n = 0
             for n, row in enumerate(sheet.iter_rows(), 1):
-                if n - 1 in wanted or n - 1 + r0 in wanted:
-                    kept[n - 1] = row
+                here = cols_of.get(n - 1)
+                there = cols_of.get(n - 1 + r0) if r0 else None
+                if here is None and there is None:
+                    continue
+                need = there if here is None else here if there is None else here | there
+                base, width = (n - 1) << 14, len(row)
+                for c in need:
+                    if 0 <= c < width:
+                        kept[base | c] = row[c]
             skip = r0 if n == sheet.height and r0 else 0
             for r, cells in wanted.items():
-                row = kept.get(r - skip, []) if r >= skip else []
+                base = (r - skip) << 14 if r >= skip else -1
                 for c, edit in cells:
-                    got = row[c] if 0 <= c < len(row) else ""
+                    got = kept.get(base | c, "") if base >= 0 and 0 <= c < 1 << 14 else ""
                     want = edit.value
                     if got == want and want.__class__ is str:
                         continue  # text (a status), the common case: no further test
