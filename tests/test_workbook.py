@@ -667,3 +667,29 @@ def test_pooled_read_falls_back_on_an_unexpected_shape(tmp_path: Path):
         _pooled_grid(sheet)
         == pc.CalamineWorkbook.from_path(path).get_sheet_by_name("Sheet").to_python()
     )
+
+
+def test_columns_are_made_one_at_a_time():
+    """A column is made when asked for and kept (unless asked not to); a row shorter than
+    the others, or a header wider than the rows, reads as empty cells."""
+    from sheetreg.register import Table
+    from sheetreg.schema import CLIENTS
+
+    rows = [["A1", "Aino", 1.0], ["A2", "Eero"], ["A3", "Helmi", 3.0]]
+    header = ["Asiakasnumero", "Etunimi", "Summa", "Sähköposti"]
+    table = Table(CLIENTS, "Asiakkaat", 1, 0, header, {"client_id": 0, "email": 3}, rows)
+    assert table.width == 4
+    assert table.column_at(1, keep=False) == ("Aino", "Eero", "Helmi")
+    assert table._by_column == {}  # not kept
+    assert table.column_at(2) == (1.0, "", 3.0)
+    assert table.column_values("client_id") == ("A1", "A2", "A3")
+    assert table.column_values("email") == ("", "", "")
+    assert table.column_values("phone") == ("", "", "")
+    assert sorted(table._by_column) == [0, 2, 3]
+    assert table.columns_data() == [
+        ("A1", "A2", "A3"),
+        ("Aino", "Eero", "Helmi"),
+        (1.0, "", 3.0),
+        ("", "", ""),
+    ]
+    assert table.distinct(1) == {"Aino", "Eero", "Helmi"}

@@ -382,7 +382,9 @@ class _Retained:
                 if sheet == table.name:
                     i, idx = _cell_position(table, cell)
                     blanks.setdefault(idx, []).append(i)
-            for idx, column in enumerate(table.columns_data()):
+            for idx in range(table.width):
+                # A column the rules did not ask for is made for this look only.
+                column = table.column_at(idx, keep=False)
                 # Distinct values are enough for "is it still somewhere": hashing is C-speed.
                 distinct = set(table.distinct_if_known(idx) or column)
                 rows = [i for i in blanks.get(idx, ()) if 0 <= i < len(column)]

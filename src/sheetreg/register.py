@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import functools
 import gc
+import operator
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,7 +141,7 @@ class Table:
     columns: dict[str, int]  # schema key -> 0-based index into each row
     rows: list[list[Any]]  # raw values as read; rows[i] is Excel row header_row + 1 + i
     unknown_columns: list[tuple[int, str]] = field(default_factory=list)
-    _by_column: list[tuple[Any, ...]] | None = field(default=None, repr=False, compare=False)
+    _by_column: dict[int, tuple[Any, ...]] | None = field(default=None, repr=False, compare=False)
     _nonblank: list[int] | None = field(default=None, repr=False, compare=False)
     _distinct: dict[int, set[Any]] = field(default_factory=dict, repr=False, compare=False)
     # Results the rules compute once per table (e.g. the rows of each client ID).
@@ -154,28 +155,42 @@ class Table:
         """The distinct raw values of column ``index`` (hashing is C-speed)."""
         found = self._distinct.get(index)
         if found is None:
-            data = self.columns_data()
-            found = set(data[index]) if index < len(data) else {""}
+            found = set(self.column_at(index)) if index < self.width else {""}
             # Keep only sets that deduplicate well: a set of 100,000 unique phone numbers
             # costs megabytes and saves nothing on a second pass.
             if len(found) * 4 <= len(self.rows):
                 self._distinct[index] = found
         return found
 
-    def columns_data(self) -> list[tuple[Any, ...]]:
-        """The rows transposed: one tuple of raw values per column (computed once)."""
-        if self._by_column is None:
-            width = max(len(self.rows[0]) if self.rows else 0, len(self.header))
+    @property
+    def width(self) -> int:
+        """The number of columns: the header's or the rows', whichever is wider."""
+        return max(len(self.rows[0]) if self.rows else 0, len(self.header))
+
+    def column_at(self, index: int, *, keep: bool = True) -> tuple[Any, ...]:
+        """Every data row's raw value in column ``index`` ("" past a short row); kept for
+        the next call unless ``keep`` is False.
+
+        Columns are made one at a time, as asked for: the statuses read a dozen of a
+        register's 27, and all 27 at once would hold 28 MB at 100,000 clients.
+        """
+        columns = self._by_column
+        if columns is None:
+            columns = self._by_column = {}
+        found = columns.get(index)
+        if found is None:
             try:
-                # python-calamine's grids are rectangular: a plain transpose is enough.
-                columns = list(zip(*self.rows, strict=True))
-            except ValueError:
-                columns = []
-            if len(columns) != width:
-                rows = [[*r, *[""] * (width - len(r))] for r in self.rows]
-                columns = list(zip(*rows, strict=True)) if rows else [()] * width
-            self._by_column = columns
-        return self._by_column
+                # python-calamine's grids are rectangular: one C-speed pass.
+                found = tuple(map(operator.itemgetter(index), self.rows))
+            except IndexError:
+                found = tuple(row[index] if index < len(row) else "" for row in self.rows)
+            if keep:
+                columns[index] = found
+        return found
+
+    def columns_data(self) -> list[tuple[Any, ...]]:
+        """The rows transposed: one tuple of raw values per column (each kept)."""
+        return [self.column_at(i) for i in range(self.width)]
 
     def nonblank_rows(self) -> list[int]:
         """Indices of data rows with anything in them (calamine gives "" for empty cells)."""
@@ -214,10 +229,9 @@ class Table:
     def column_values(self, key: str) -> tuple[Any, ...]:
         """Every data row's raw value in column ``key``."""
         idx = self.columns.get(key)
-        data = self.columns_data()
-        if idx is None or idx >= len(data):
+        if idx is None or idx >= self.width:
             return ("",) * len(self.rows)
-        return data[idx]
+        return self.column_at(idx)
 
     def text(self, i: int, key: str) -> str | None:
         """Data row ``i``'s column ``key`` as text, None when empty."""
