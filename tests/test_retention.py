@@ -490,3 +490,27 @@ def test_quick_init_keeps_the_dataclass_contract():
 
     with pytest.raises(TypeError):
         quick_init(WithFactory)
+
+
+def test_memoised_parsers_tell_a_boolean_from_a_number():
+    """TRUE and 1 are equal keys to a dict, but not the same cell: whichever comes first, each
+    gets the answer its own parse gives (a TRUE in Debt collection is a yes, a 1 is not)."""
+    from sheetreg import values
+    from sheetreg.retention import _Memo
+
+    cells = [True, 1.0, 1, False, 0.0, "Kyllä", dt.date(2026, 1, 1)]
+
+    def date(raw: object) -> dt.date | None:
+        try:
+            return values.as_date(raw)
+        except ValueError:
+            return None
+
+    for order in (cells, cells[::-1]):
+        memo = _Memo()
+        for _ in range(2):  # the second time from the memo
+            assert [memo.is_yes(v) for v in order] == [values.as_yes(v) for v in order]
+            assert [memo.date(v) for v in order] == [date(v) for v in order]
+            assert [type(memo.billing_key(v)) for v in order] == [type(None)] * len(order)
+    memo = _Memo()
+    assert memo.is_yes(True) and not memo.is_yes(1.0)

@@ -291,7 +291,11 @@ class ClientStatus:
 
 
 class _Memo:
-    """Cell parsers memoised by raw value: a register repeats the same dates and labels."""
+    """Cell parsers memoised by raw value: a register repeats the same dates and labels.
+
+    A boolean cell is parsed each time, never memoised: ``True == 1 == 1.0``, and a number
+    cell must not get the answer a TRUE cell got (nor the other way round).
+    """
 
     def __init__(self) -> None:
         self.dates: dict[Any, dt.date | None] = {}
@@ -300,30 +304,37 @@ class _Memo:
 
     def date(self, raw: Any) -> dt.date | None:
         try:
-            return self.dates[raw]
+            if raw.__class__ is not bool:
+                return self.dates[raw]
         except KeyError:
             pass
         try:
             day = values.as_date(raw)
         except ValueError:
             day = None
-        self.dates[raw] = day
+        if raw.__class__ is not bool:
+            self.dates[raw] = day
         return day
 
     def is_yes(self, raw: Any) -> bool:
+        if raw.__class__ is bool:
+            return values.as_yes(raw)
         found = self.yes.get(raw)
         if found is None:
             found = self.yes[raw] = values.as_yes(raw)
         return found
 
     def billing_key(self, raw: Any) -> str | None:
-        if raw in self.billing:
+        keep = raw.__class__ is not bool
+        if keep and raw in self.billing:
             return self.billing[raw]
         try:
             choice = values.as_choice(raw, BILLING_METHODS)
         except ValueError:
             choice = None
-        self.billing[raw] = key = choice.key if choice else None
+        key = choice.key if choice else None
+        if keep:
+            self.billing[raw] = key
         return key
 
 
