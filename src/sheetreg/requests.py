@@ -451,7 +451,7 @@ def _read_item(ctx: _Context, i: int) -> RequestItem:
         extended=extended,
         deadline=found,
         outcome=table.text(i, "outcome"),
-        client_rows=tuple(ctx.client_index.get(client_id or "", ())),
+        client_rows=ctx.client_index.get(client_id or ""),
         action="",
         todo="",
         extension_notice_by=notice_by,

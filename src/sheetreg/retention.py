@@ -20,7 +20,7 @@ import calendar
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -376,17 +376,20 @@ class _Invoices:
         open_rows: list[tuple[str, str]] = []  # (number, source) of unpaid invoices
         debt_rows: list[tuple[str, str]] = []
         for i in rows:
+            open_invoice = memo.date(self.paid[i]) is None  # unreadable: open (the safe side)
+            day = memo.date(self.dates[i])
+            until = _retention_until(day, self.fy_end) if day else None
+            kept = until is None or today <= until
+            if not (open_invoice or kept):
+                continue  # paid, and past its retention: nothing to say about it
             number = self.numbers[i]
             if number.__class__ is not str:
                 number = values.as_text(number) or ""
             number = number.strip() or f"#{self.first + i}"
             source = f"{self.prefix}{self.first + i}"
-            # An invoice without a readable payment date is open (the safe side).
-            if memo.date(self.paid[i]) is None:
+            if open_invoice:
                 (debt_rows if memo.is_yes(self.debt[i]) else open_rows).append((number, source))
-            day = memo.date(self.dates[i])
-            until = _retention_until(day, self.fy_end) if day else None
-            if until is None or today <= until:
+            if kept:
                 holds.append(Hold("accounting-retention", ACCOUNTING_FIELDS, until, number, source))
         if open_rows:
             contact = _BILLING_CONTACT.get(billing or "", _ALL_CONTACT)
@@ -924,11 +927,11 @@ class RowIndex:
     def __init__(self, rows: dict[str, int | list[int]] | None = None) -> None:
         self._rows = rows if rows is not None else {}
 
-    def get(self, client_id: str, default: Sequence[int] = ()) -> tuple[int, ...]:
-        """The rows of ``client_id`` (``default`` when none)."""
+    def get(self, client_id: str) -> tuple[int, ...]:
+        """The rows of ``client_id`` (none when it is not on the sheet)."""
         found = self._rows.get(client_id)
         if found is None:
-            return tuple(default)
+            return ()
         return (found,) if found.__class__ is int else tuple(found)  # type: ignore[arg-type]
 
     def __contains__(self, client_id: object) -> bool:

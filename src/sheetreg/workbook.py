@@ -483,14 +483,14 @@ def _pooled_grid(sheet: Any) -> list[list[Any]]:
         rows.extend(rows_in)
         return rows if _as_read(rows, sheet) else sheet.to_python()
     get = _Pool().__getitem__
-    put = collections.deque(maxlen=0).extend
-    pick = operator.itemgetter(*pooled)
     if len(pooled) == 1:
         j = pooled[0]
 
         def pool(row: list[Any]) -> None:
             row[j] = get(row[j])
     else:
+        put = collections.deque(maxlen=0).extend
+        pick = operator.itemgetter(*pooled)
 
         def pool(row: list[Any]) -> None:
             put(map(row.__setitem__, pooled, map(get, pick(row))))
@@ -835,9 +835,7 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
             # whole (on a first run every row has its status written). Whether the rows count
             # from the sheet's first row or from its first used row is told by their number,
             # so the cells of both candidates are kept until the end.
-            cols_of: dict[int, set[int]] = {}
-            for r, cells in wanted.items():
-                cols_of.setdefault(r, set()).update(c for c, _ in cells)
+            cols_of = {r: {c for c, _ in cells} for r, cells in wanted.items()}
             kept: dict[int, Any] = {}
             n = 0
             for n, row in enumerate(sheet.iter_rows(), 1):
