@@ -816,6 +816,35 @@ def test_an_emptied_string_changes_no_other_sheet():
     assert "poistuva" not in sst and sst.index("<si><t/></si>") < sst.index("pysyvä")
 
 
+def test_emptied_strings_with_many_other_references_are_kept_and_the_rest_removed():
+    """Erasing one cell of each of 80 strings: a string other cells still use (hundreds of
+    them, before and after cells of strings used nowhere else, and in number and inline cells
+    that only look alike) is kept, and exactly the strings no other text cell uses are
+    removed, as a brute-force count of the references says."""
+    strings = [f"s{i}" for i in range(80)]
+    rows = []
+    edits = []
+    kept = set()
+    for i in range(80):  # row i + 1 holds string i in A; the edit empties it
+        rows.append(f'<row r="{i + 1}"><c r="A{i + 1}" t="s"><v>{i}</v></c></row>')
+        edits.append(CellEdit("S", f"A{i + 1}", None))
+    r = 81
+    for rep in range(300):  # strings 0..39 are used again, over and over, and late ones once
+        for i in range(0, 40, 3) if rep < 299 else range(40, 80, 7):
+            rows.append(f'<row r="{r}"><c r="B{r}" t="s"><v>{i}</v></c></row>')
+            kept.add(i)
+            r += 1
+    # The same numbers as a number and as inline text: not references to the strings.
+    rows.append(f'<row r="{r}"><c r="C{r}"><v>41</v></c><c r="D{r}" t="inlineStr"><is>'
+                f"<t>43</t></is></c></row>")  # fmt: skip
+    data = handmade({"S": "<sheetData>" + "".join(rows) + "</sheetData>"}, strings=strings)
+    result = patched(data, edits)
+    assert result.removed_strings == 80 - len(kept)
+    sst = members(result.data)["xl/sharedStrings.xml"].decode()
+    for i in range(80):
+        assert (f"<t>s{i}</t>" in sst) == (i in kept), i
+
+
 def test_swapping_two_strings_keeps_both():
     """Two cells trading values: neither string is orphaned."""
     body = (

@@ -98,8 +98,12 @@ def _finish(code: int) -> None:
     Everything sheetreg writes is closed before this point; only stdout/stderr need a flush.
     """
     if _FAST_EXIT:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (| head): no traceback
+                if stream is sys.stdout and not code:
+                    code = 120  # what Python's own exit gives when stdout cannot be flushed
         os._exit(code)
     sys.exit(code)
 
@@ -203,7 +207,16 @@ def main(argv: list[str] | None = None) -> None:
         # findings) and exits without freeing them: the cyclic collector's passes over them
         # would only cost time. The scheduler, which runs for weeks, keeps its collector.
         gc.disable()
-    cli.main(args=argv, prog_name="sheetreg")
+    try:
+        cli.main(args=argv, prog_name="sheetreg")
+    except SystemExit as done:  # every command ends here (click exits even on success)
+        code = done.code
+        if code is None:
+            code = 0
+        elif not isinstance(code, int):  # a message, as sys.exit("...") gives
+            click.echo(str(code), err=True)
+            code = 1
+        _finish(code)
 
 
 # The retention, requests and scheduling commands live in their own modules; importing

@@ -2337,15 +2337,30 @@ def _referenced(
         rx = _sheet_rx(_prefix_of(data))
         pos = 0
         while found != candidates:
-            # Look only for what is still unseen: a common first name has 10^4 references.
-            m = next(_sst_refs(data, rx, _sst_ref_pattern(rx, candidates - found), pos), None)
-            if m is None:
-                break
-            found.add(int(m[1]))
-            pos = m.end()
+            # Look only for what is still unseen (a common first name has 10^4 references),
+            # but make the pattern anew only once it has met a few already seen: a pattern
+            # of a hundred numbers takes longer to make than a few dozen matches take.
+            seen_again = 0
+            for m in _sst_ref_pattern(rx, candidates - found).finditer(data, pos):
+                pos = m.end()
+                index = int(m[1])
+                if index in found:
+                    seen_again += 1
+                    if seen_again > _SEEN_AGAIN:
+                        break
+                    continue
+                if _T_S.search(_cell_tag_before(data, rx, m.start())[1]):
+                    found.add(index)
+                    if found == candidates:
+                        break
+            else:
+                break  # the end of this sheet
         if found == candidates:
             break
     return found
+
+
+_SEEN_AGAIN = 64  # matches of indices already found before the pattern is made again
 
 
 def _write_package(
