@@ -475,18 +475,18 @@ def test_text_is_written_into_its_cell_and_the_string_table_is_left_alone(tmp_pa
 
 @pytest.mark.parametrize("fails", [False, True])
 def test_work_done_while_a_child_reads_the_file_back(reg, monkeypatch, fails):
-    """With work to do meanwhile, the read-back runs in a forked child; its failure still
-    refuses the write, and the workbook stays as it was."""
+    """With work to do meanwhile, the read-back runs beside it in a forked child; its
+    failure still refuses the write, and the workbook stays as it was."""
     import sheetreg.workbook as wbmod
     from sheetreg.errors import FidelityError
 
     done = []
     if fails:
 
-        def broken(tmp, edits, password=None):
+        def broken(plain, edits):
             raise FidelityError("reopen check: Asiakkaat!S2 does not read back as written")
 
-        monkeypatch.setattr(wbmod, "_reopen_check", broken)
+        monkeypatch.setattr(wbmod, "_reopen_check_plain", broken)
     before = reg.read_bytes()
     if fails:
         with pytest.raises(FidelityError, match="does not read back"):
@@ -502,8 +502,9 @@ def test_work_done_while_a_child_reads_the_file_back(reg, monkeypatch, fails):
 
 @pytest.mark.parametrize("spare", ["refuses", "dies"])
 def test_the_read_back_by_a_spare(reg, monkeypatch, spare):
-    """With nothing to do meanwhile, a waiting spare reads the file back: its refusal
-    refuses the write; a spare that died leaves the read-back to this process."""
+    """A waiting spare reads the patch back while the file is written (which must then
+    hold exactly those bytes): its refusal refuses the write; a spare that died leaves the
+    read-back of the file to this process."""
     import signal
 
     import sheetreg.workbook as wbmod
@@ -511,15 +512,15 @@ def test_the_read_back_by_a_spare(reg, monkeypatch, spare):
     from sheetreg.errors import FidelityError
 
     here: list[int] = []
-    real = wbmod._reopen_check
+    real = wbmod._reopen_check_plain
 
-    def checking(tmp, edits, password=None):
+    def checking(plain, edits):
         here.append(os.getpid())
         if spare == "refuses":
             raise FidelityError("reopen check: Asiakkaat!S2 does not read back as written")
-        real(tmp, edits, password)
+        real(plain, edits)
 
-    monkeypatch.setattr(wbmod, "_reopen_check", checking)
+    monkeypatch.setattr(wbmod, "_reopen_check_plain", checking)
     before = reg.read_bytes()
     with forking.spares(3):  # the fidelity check's, the patch's, the read-back's
         if spare == "refuses":
@@ -531,6 +532,32 @@ def test_the_read_back_by_a_spare(reg, monkeypatch, spare):
             write_cells(reg, {"Asiakkaat!S2": "x"})
             assert cell(reg, "Asiakkaat", "S2") == "x" and here == [os.getpid()]
         assert not forking._SPARES
+
+
+def test_the_written_file_must_hold_the_bytes_read_back(reg, monkeypatch):
+    """The patch is read back from its bytes while the file is written: a file that does
+    not hold exactly those bytes (a bit flipped on the way to the disk) refuses the write,
+    and the workbook stays as it was, with no backup and no temporary file left."""
+    import sheetreg.workbook as wbmod
+    from sheetreg.errors import FidelityError
+
+    real = wbmod._write_new_file
+
+    def flipped(folder, prefix, suffix, data):
+        written = real(folder, prefix, suffix, data)
+        if suffix == ".tmp":
+            raw = bytearray(written.read_bytes())
+            raw[len(raw) // 2] ^= 0xFF
+            written.write_bytes(bytes(raw))
+        return written
+
+    monkeypatch.setattr(wbmod, "_write_new_file", flipped)
+    before = reg.read_bytes()
+    with pytest.raises(FidelityError, match="differs from the checked"):
+        write_cells(reg, {"Asiakkaat!S2": "x"})
+    assert reg.read_bytes() == before
+    assert list_backups(reg, reg.parent / "backups") == []
+    assert not [p for p in reg.parent.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_big_sheets_read_on_two_threads_read_the_same(register_path, monkeypatch):

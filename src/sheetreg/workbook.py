@@ -965,6 +965,11 @@ def write_cells(
     the caller's that needs nothing of the write (the weekly report's sections): it is done
     while the written file is read back, by a forked child then, before the replace.
 
+    A patch made here is read back by python-calamine from its bytes, on the second core,
+    while they are written; the file must then hold exactly those bytes. (An encrypted
+    workbook is read back from the file and decrypted, so that the check covers the
+    encryption.)
+
     ``reopened`` is (collector, rest): the reopen check of ``patched`` as it was before
     the edits ``rest`` were applied to it, already under way (see :func:`start_reopen_check`;
     ``proof`` must then cover those further edits too). The written file is then read
@@ -1051,6 +1056,15 @@ def _write_checked(
             raise
         early.send(result)
         fidelity: forking.Collector = early
+        if package.password is None:
+            # The read-back starts on the patch's bytes now, beside the write; the file must
+            # then hold exactly those bytes. (An encrypted file is read back from disk, so
+            # that the check covers the encryption.)
+            try:
+                reopened = (start_reopen_check(result.data, plan), ())
+            except BaseException:
+                fidelity.discard()
+                raise
     elif proof is None:
         result = patched
         fidelity = start_fidelity_check(package.plain, result, plan)
@@ -1078,7 +1092,10 @@ def _write_checked(
                         "original was left in place."
                     )
                 reread = list(reopened[1])
-            if meanwhile is None:
+            if not reread:  # every edited cell is read back from the bytes the file holds
+                if meanwhile is not None:
+                    meanwhile()
+            elif meanwhile is None:
                 # A spare reads it back if one waits: calamine's copy of a big sheet then
                 # never lands in this process, which only waits meanwhile.
                 reading = forking.on_spare(_reopen_verdict, tmp, reread, package.password)
@@ -1100,7 +1117,11 @@ def _write_checked(
                     raise
                 _refuse_unless_passed(reopening(), "reopen check")
             if reopened is not None:
-                _refuse_unless_passed(reopened[0](), "reopen check")
+                verdict = reopened[0]()
+                if verdict is forking.FAILED:  # the child died: the whole read-back here
+                    _reopen_check(tmp, plan, package.password)
+                else:
+                    _refuse_unless_passed(verdict, "reopen check")
         except BaseException:
             fidelity.discard()
             if reopened is not None:
