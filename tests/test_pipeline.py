@@ -239,6 +239,50 @@ def test_spares_are_released_and_a_dead_one_fails_cleanly():
     assert not _zombies() and not forking._PARENT_ONLY
 
 
+def _staged_first(n, marker):
+    return list(range(n))
+
+
+def _staged_then(first, n, marker):
+    # Waits until the parent has the first result: it must come before this one is made.
+    for _ in range(1000):
+        if Path(marker).exists():
+            return sum(first) + n
+        time.sleep(0.01)
+    raise TimeoutError("the first result was not sent on its own")
+
+
+def _staged_dies(first, n, marker):
+    import os
+
+    os._exit(3)
+
+
+def test_a_staged_job_sends_its_first_result_before_the_second(tmp_path):
+    """A spare hands back the first step's result at once and then makes the second from
+    it; a second step that fails, or a spare that died, comes back FAILED, with the spare
+    reaped either way; without a spare nothing is started."""
+    import os
+    import signal
+
+    from sheetreg import forking
+
+    marker = tmp_path / "got-it"
+    assert forking.on_spare_staged(_staged_first, _staged_then, 3, str(marker)) is None
+    with forking.spares(3):
+        first, then = forking.on_spare_staged(_staged_first, _staged_then, 200_000, str(marker))
+        assert first() == list(range(200_000))  # megabytes, while the spare waits
+        marker.write_text("x")
+        assert then() == sum(range(200_000)) + 200_000 and first() == list(range(200_000))
+        first, then = forking.on_spare_staged(_staged_first, _staged_dies, 2, str(marker))
+        assert first() == [0, 1] and then() is forking.FAILED
+        os.kill(forking._SPARES[-1].pid, signal.SIGKILL)
+        first, then = forking.on_spare_staged(_staged_first, _staged_then, 2, str(marker))
+        assert then() is forking.FAILED and first() is forking.FAILED  # in either order
+        assert not forking._SPARES
+    assert not _zombies() and not forking._PARENT_ONLY
+
+
 def test_spares_that_cannot_be_forked_are_done_without(monkeypatch):
     """A fork refused (a process limit) leaves fewer spares, not a failed command."""
     import os

@@ -520,5 +520,5 @@ def test_the_run_and_the_writing_commands_have_spares_before_the_read(tmp_path, 
     run_weekly(path, TODAY, log_dir=tmp_path / "log")
     for args in (["flag", str(path)], ["erase", str(path), "--client", "A1001", "--dry-run"]):
         CliRunner().invoke(cli, [*args, "--today", TODAY.isoformat()])
-    assert seen[:3] == [5, 3, 4]
+    assert seen[:3] == [4, 2, 4]
     assert not forking._SPARES

@@ -132,9 +132,9 @@ def test_a_patch_made_by_a_spare_is_the_same_and_its_refusal_shows(reg):
     edits = [CellEdit("Asiakkaat", "S2", "Aktiivinen"), CellEdit("Asiakkaat", "B3", None)]
     here = patch_workbook(data, edits, residues=False, inline=True)
     assert start_patch(data, edits) is None  # no spare: the caller patches itself
-    with forking.spares(6):
+    with forking.spares(5):
         aside = start_patch(data, edits, residues=False, inline=True)
-        assert aside is not None and len(forking._SPARES) == 5
+        assert aside is not None and len(forking._SPARES) == 4
         there = aside()
         assert (there.data, there.changed_parts) == (here.data, here.changed_parts)
         refused = start_patch(data, [CellEdit("EiOle", "A1", "x")])
@@ -146,7 +146,7 @@ def test_a_patch_made_by_a_spare_is_the_same_and_its_refusal_shows(reg):
         dead = start_patch(data, edits, residues=False, inline=True)
         assert dead is not None and dead().data == here.data  # made here instead
         result = write_cells(reg, edits)
-        assert not forking._SPARES  # its fidelity check, patch and read-back took the last
+        assert not forking._SPARES  # its fidelity check and patch (read back) took the last
     assert result.written and cell(reg, "Asiakkaat", "S2") == "Aktiivinen"
     assert cell(reg, "Asiakkaat", "B3") is None
 
@@ -502,19 +502,20 @@ def test_work_done_while_a_child_reads_the_file_back(reg, monkeypatch, fails):
 
 @pytest.mark.parametrize("spare", ["refuses", "dies"])
 def test_the_read_back_by_a_spare(reg, monkeypatch, spare):
-    """A waiting spare reads the patch back while the file is written (which must then
-    hold exactly those bytes): its refusal refuses the write; a spare that died leaves the
-    read-back of the file to this process."""
-    import signal
-
+    """The spare that made the patch reads it back while the file is written (which must
+    then hold exactly those bytes): its refusal refuses the write; a spare that died while
+    reading it back leaves the read-back of the file to this process."""
     import sheetreg.workbook as wbmod
     from sheetreg import forking
     from sheetreg.errors import FidelityError
 
     here: list[int] = []
     real = wbmod._reopen_check_plain
+    parent = os.getpid()
 
     def checking(plain, edits):
+        if spare == "dies" and os.getpid() != parent:
+            os._exit(3)  # the patch is sent; the spare dies reading it back
         here.append(os.getpid())
         if spare == "refuses":
             raise FidelityError("reopen check: Asiakkaat!S2 does not read back as written")
@@ -522,15 +523,14 @@ def test_the_read_back_by_a_spare(reg, monkeypatch, spare):
 
     monkeypatch.setattr(wbmod, "_reopen_check_plain", checking)
     before = reg.read_bytes()
-    with forking.spares(3):  # the fidelity check's, the patch's, the read-back's
+    with forking.spares(2):  # the fidelity check's, the patch's (which reads it back)
         if spare == "refuses":
             with pytest.raises(FidelityError, match="does not read back"):
                 write_cells(reg, {"Asiakkaat!S2": "x"})
             assert reg.read_bytes() == before and here == []  # refused by the spare
         else:
-            os.kill(forking._SPARES[0].pid, signal.SIGKILL)  # the one the read-back gets
             write_cells(reg, {"Asiakkaat!S2": "x"})
-            assert cell(reg, "Asiakkaat", "S2") == "x" and here == [os.getpid()]
+            assert cell(reg, "Asiakkaat", "S2") == "x" and here == [parent]
         assert not forking._SPARES
 
 

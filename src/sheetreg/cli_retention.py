@@ -38,7 +38,7 @@ def _t(lang: str, fi: str, en: str) -> str:
 @DRY_RUN
 @FORMAT
 @LANG
-@forking.spares(3, *SPARE_MODULES)  # the patch's and its checks', forked before the read
+@forking.spares(2, *SPARE_MODULES)  # the patch's (read back there) and the fidelity check's
 def flag(path: Path, today: dt.date, dry_run: bool, fmt: str, lang: str | None) -> None:
     """Write every client's privacy status in plain words.
 
@@ -105,7 +105,8 @@ def _flag_text(result: FlagResult, lang: str) -> str:
 @click.option("--yes", is_flag=True, help="Do not ask before writing.")
 @FORMAT
 @LANG
-@forking.spares(4, *SPARE_MODULES)  # the patch's and the checks', before the read
+@forking.spares(4, *SPARE_MODULES)  # the patch's and the checks', before the read (the
+# patch is read back by its own spare; the others: fidelity, half the proof, the log's cells)
 def erase(  # noqa: PLR0917 (click passes every option positionally)
     path: Path,
     client_id: str | None,

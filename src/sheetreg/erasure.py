@@ -1526,14 +1526,17 @@ def _attempt(
     everything = EditBatch([*edits, *log_edits])  # pickled once for the three children
     proof = start_fidelity_check_early(data, everything)
     try:
-        aside = start_patch(data, everything, residues=False, inline=True)
+        # The spare that makes the patch reads it back too, once it has sent it.
+        aside = start_patch(data, everything, residues=False, inline=True, read_back=True)
     except BaseException:
         proof.discard()
         raise
+    reading: forking.Collector | None = None
     if aside is not None:
         try:
             scan = _prepare(register, plans, changed)
             patched = aside()
+            reading = aside.read_back()
         except BaseException:
             aside.discard()
             proof.discard()
@@ -1567,7 +1570,7 @@ def _attempt(
                 refused.setdefault(needle.client_id, []).append(
                     Leftover(needle.client_id, needle.field, log.name, "log", "log row")
                 )
-    reopened = start_reopen_check(patched.data, everything)
+    reopened = reading or start_reopen_check(patched.data, everything)
     try:
         leftovers, parts = _scan_package(patched.data, scan)
     except BaseException:

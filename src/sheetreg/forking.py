@@ -101,6 +101,23 @@ def on_spare(fn: Callable[..., Any], *args: Any) -> Collector | None:
     return _to_spare(True, lambda spare: spare.run(fn, args))
 
 
+def on_spare_staged(
+    fn: Callable[..., Any], then: Callable[..., Any], *args: Any
+) -> tuple[Collector, Collector] | None:
+    """``fn(*args)`` and then ``then(result, *args)``, one after the other by one spare;
+    None when no spare waits (or the arguments do not pickle).
+
+    Two collectors come back: the first gives ``fn``'s result as soon as it is sent, while
+    the spare goes on with ``then``; the second gives ``then``'s and reaps the spare. Both
+    must be called or discarded; if the first gives FAILED, so does the second. For work
+    whose next step needs the first's result and nothing else (a patch, then its read-back):
+    the result is not sent back to be sent out again.
+    """
+    if not CAN_FORK:
+        return None
+    return _to_spare(True, lambda spare: spare.run_staged(fn, then, args))
+
+
 def _child(read_end: int, write_end: int, fn: Callable[..., Any], *args: Any) -> None:
     code = 0
     try:
@@ -121,10 +138,13 @@ def _close_parent_only() -> None:
     _SPARES.clear()
 
 
-def _collector(pid: int, read_end: int) -> Callable[[], Any]:
+def _collector(pid: int, read_end: int, reader: Any = None) -> Callable[[], Any]:
+    """Read the child's (last) result from ``read_end`` (through ``reader``, if it is already
+    open there), close it and reap the child."""
+
     def collect() -> Any:
         try:
-            with os.fdopen(read_end, "rb") as fh:
+            with reader or os.fdopen(read_end, "rb") as fh:
                 try:
                     result = _read_message(fh)
                 except EOFError:  # died before it had sent a whole result
@@ -358,8 +378,41 @@ class _Spare:
 
         return Fed(collect, send, lazy=False)
 
-    def _send_job(self, fn: Callable[..., Any], args: tuple[Any, ...], *, fed: bool) -> Any:
-        message = _dumps((fn, args, fed))
+    def run_staged(
+        self, fn: Callable[..., Any], then: Callable[..., Any], args: tuple[Any, ...]
+    ) -> tuple[Collector, Collector]:
+        """Hand it ``fn(*args)``, then ``then(result, *args)``; see :func:`on_spare_staged`."""
+        thread = self._send_job(fn, args, fed=False, then=then)
+        results = os.fdopen(self.result_fd, "rb")
+        collect_result = _collector(self.pid, self.result_fd, results)
+
+        def collect_first() -> Any:
+            try:
+                thread.join()
+            finally:
+                try:
+                    first = _read_message(results)
+                except EOFError:  # died before it had sent a whole result
+                    first = FAILED
+            return first
+
+        first = Collector(collect_first, lazy=False)
+
+        def collect_then() -> Any:
+            first()  # in order on the pipe (a no-op once collected)
+            return collect_result()
+
+        return first, Collector(collect_then, lazy=False)
+
+    def _send_job(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        *,
+        fed: bool,
+        then: Callable[..., Any] | None = None,
+    ) -> Any:
+        message = _dumps((fn, args, fed, then))
         thread = threading.Thread(
             target=_write_all, args=(self.job_fd, message), kwargs={"last": not fed}, daemon=True
         )
@@ -395,8 +448,11 @@ def _serve(job_fd: int, result_fd: int) -> None:
     code = 0
     try:
         with os.fdopen(job_fd, "rb") as fh:
-            fn, args, fed = _read_message(fh)
+            fn, args, fed, then = _read_message(fh)
             result = fn(lambda: _read_message(fh), *args) if fed else fn(*args)
+        if then is not None:  # the first result goes out at once, then the second is made
+            _write_all(result_fd, _dumps(result), last=False)
+            result = then(result, *args)
         _write_all(result_fd, _dumps(result))
     except BaseException:
         code = 1

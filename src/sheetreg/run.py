@@ -115,9 +115,10 @@ SPARE_MODULES = (
 )
 
 
-# The patch and the checks of the write (fidelity, read-back, the proof's second half and the
-# last write's read-back) go to children forked on the way in, while this process is small.
-@forking.spares(5, *SPARE_MODULES)
+# The patch and the checks of the write (the patch's read-back goes with it; fidelity, the
+# proof's second half and the last write's read-back) go to children forked on the way in,
+# while this process is small.
+@forking.spares(4, *SPARE_MODULES)
 def run_weekly(
     path: Path | str,
     today: dt.date,

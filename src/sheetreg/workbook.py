@@ -1041,30 +1041,35 @@ def _write_checked(
         # The check prepares the original's side on the second core while the patch is made.
         early = start_fidelity_check_early(package.plain, plan)
         aside: PatchAside | None = None
+        # The read-back starts on the patch's bytes as soon as they are made (by the spare
+        # that made them, if a spare does), beside the write; the file must then hold
+        # exactly those bytes. (An encrypted file is read back from disk, so that the check
+        # covers the encryption.)
+        read_back = package.password is None
         try:
             # sheetreg's own text goes into the cells: no search of a table of 10^6 strings,
             # and next week's status replaces this week's without leaving an orphan string.
-            aside = start_patch(package.plain, plan, residues=False, inline=True)
+            aside = start_patch(
+                package.plain, plan, residues=False, inline=True, read_back=read_back
+            )
             if aside is not None:
                 result = aside()
+                reading = aside.read_back()
+                if reading is not None:
+                    reopened = (reading, ())
             else:
                 result = patch_workbook(package.plain, plan, residues=False, inline=True)
+            if read_back and reopened is None:
+                reopened = (start_reopen_check(result.data, plan), ())
+            early.send(result)
         except BaseException:
             early.discard()
             if aside is not None:
                 aside.discard()
+            if reopened is not None:
+                reopened[0].discard()
             raise
-        early.send(result)
         fidelity: forking.Collector = early
-        if package.password is None:
-            # The read-back starts on the patch's bytes now, beside the write; the file must
-            # then hold exactly those bytes. (An encrypted file is read back from disk, so
-            # that the check covers the encryption.)
-            try:
-                reopened = (start_reopen_check(result.data, plan), ())
-            except BaseException:
-                fidelity.discard()
-                raise
     elif proof is None:
         result = patched
         fidelity = start_fidelity_check(package.plain, result, plan)
@@ -1177,25 +1182,50 @@ class PatchAside:
     """A patch being made by a spare (see :func:`start_patch`); calling it gives the
     :class:`PatchResult`, or raises what :func:`sheetreg.xlsxpatch.patch_workbook` raised."""
 
-    def __init__(self, collector: forking.Collector, args: tuple[Any, ...]) -> None:
+    def __init__(
+        self,
+        collector: forking.Collector,
+        args: tuple[Any, ...],
+        read_back: forking.Collector | None = None,
+    ) -> None:
         self._collector = collector
         self._args = args
+        self._read_back = read_back
 
     def __call__(self) -> PatchResult:
         got = self._collector()
         if isinstance(got, SheetregError):
+            self._drop_read_back()
             raise got
         if got is forking.FAILED:  # the spare died: patch here, where an error shows as it is
+            self._drop_read_back()
             return _patched(*self._args)
         return got  # type: ignore[no-any-return]
+
+    def read_back(self) -> forking.Collector | None:
+        """The spare's read-back of the patch it gave (see :func:`start_patch`), taken once:
+        its collector, as :func:`start_reopen_check`'s; None when there is none."""
+        collector, self._read_back = self._read_back, None
+        return collector
 
     def discard(self) -> None:
         """The patch is no longer wanted: reap the spare."""
         self._collector.discard()
+        self._drop_read_back()
+
+    def _drop_read_back(self) -> None:
+        collector = self.read_back()
+        if collector is not None:
+            collector.discard()
 
 
 def start_patch(
-    plain: bytes, edits: Sequence[CellEdit], *, residues: bool = True, inline: bool = False
+    plain: bytes,
+    edits: Sequence[CellEdit],
+    *,
+    residues: bool = True,
+    inline: bool = False,
+    read_back: bool = False,
 ) -> PatchAside | None:
     """:func:`sheetreg.xlsxpatch.patch_workbook` of ``plain`` by a spare, or None when no
     spare waits (the caller then patches itself).
@@ -1205,10 +1235,30 @@ def start_patch(
     never lands beside the register. The package goes to it as it is (an out-of-band buffer)
     and the edits pickled once for all the children that get them (an
     :class:`~sheetreg.xlsxpatch.EditBatch`); the new package comes back the same way.
+
+    With ``read_back``, the spare goes on to read its patch back with python-calamine (the
+    reopen check of the patched bytes) once it has sent it: :meth:`PatchAside.read_back`
+    gives that check's collector. The bytes and the edits are then not sent to another
+    child, nor the edits unpickled again.
     """
     args = (plain, edits, residues, inline)
+    if read_back:
+        staged = forking.on_spare_staged(_patch_outcome, _read_back_outcome, *args)
+        if staged is None:
+            return None
+        return PatchAside(staged[0], args, staged[1])
     collector = forking.on_spare(_patch_outcome, *args)
     return None if collector is None else PatchAside(collector, args)
+
+
+def _read_back_outcome(
+    outcome: PatchResult | SheetregError, plain: bytes, edits: Sequence[CellEdit], *_: Any
+) -> str | None:
+    """The spare's read-back of its own patch (:func:`start_patch` with ``read_back``): the
+    reopen check's verdict; None after a refused patch (nobody collects it then)."""
+    if isinstance(outcome, SheetregError):
+        return None
+    return _reopen_verdict(outcome.data, edits)
 
 
 def _patched(plain: bytes, edits: Sequence[CellEdit], residues: bool, inline: bool) -> PatchResult:
