@@ -171,6 +171,14 @@ def test_formula_in_data_cell(register_path, tmp_path):
     wb["Asiakkaat"]["G2"] = '="33"&"100"'
     wb.save(path)
     assert ("formula-in-data", "Asiakkaat", "G2") in codes_at(path)
+    # The commands that do not validate read without the scan for formulas; validation
+    # refuses such a register rather than miss the finding.
+    unscanned = read_register(path, formulas=False)
+    assert unscanned.formula_cells is None
+    assert read_register(path).formula_cells == {"Asiakkaat": ["G2"]}
+    assert unscanned.tables["clients"].rows == read_register(path).tables["clients"].rows
+    with pytest.raises(ValueError, match="formula cells"):
+        validate(unscanned, TODAY, "fi")
 
 
 def test_merged_header_cells(register_path):

@@ -310,7 +310,7 @@ def run_requests(
     from sheetreg.workbook import ensure_not_open, read_register, write_cells
 
     path = Path(path)
-    register = read_register(path)
+    register = read_register(path, formulas=False)
     plan = plan_requests(register, today, lang)
     run = RequestsRun(plan, path, process)
     edits: list[CellEdit] = list(plan.due_edits)
@@ -492,7 +492,7 @@ def extract(
     password = _password_from_stdin(client_id) if password_stdin else None
     if password is not None and plain:
         raise click.UsageError("--password-stdin and --plain exclude each other.")
-    register = read_register(path)
+    register = read_register(path, formulas=False)
     lang = lang or register.lang
     if client_id is None:
         client_id = _ask_client(register, lang)

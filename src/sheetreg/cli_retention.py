@@ -51,7 +51,7 @@ def flag(path: Path, today: dt.date, dry_run: bool, fmt: str, lang: str | None) 
     from sheetreg.erasure import flag_workbook
     from sheetreg.workbook import read_register
 
-    register = read_register(path)
+    register = read_register(path, formulas=False)
     result = flag_workbook(path, today, dry_run=dry_run, register=register)
     if fmt == "json":
         _emit_json(result.to_dict())
@@ -138,7 +138,7 @@ def erase(  # noqa: PLR0917 (click passes every option positionally)
     if reapply:
         _reapply(path, today, dry_run=dry_run, yes=yes, fmt=fmt, lang=lang)
         return
-    register = read_register(path)
+    register = read_register(path, formulas=False)
     lang = lang or register.lang
     if approved:
         _approved(path, register, today, dry_run=dry_run, yes=yes, fmt=fmt, lang=lang)
@@ -340,7 +340,7 @@ def _reapply(
     from sheetreg.erasure import reapply_erasures
     from sheetreg.workbook import read_register
 
-    register = read_register(path)
+    register = read_register(path, formulas=False)
     lang = lang or register.lang
     _, plans = reapply_erasures(path, today, dry_run=True)
     if dry_run or not plans:

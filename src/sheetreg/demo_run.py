@@ -141,7 +141,7 @@ def approve_one_erasure(path: Path, today: dt.date) -> str | None:
     from sheetreg.schema import YES_NO
     from sheetreg.workbook import read_register, write_cells
 
-    register = read_register(path)
+    register = read_register(path, formulas=False)
     clients = register.table("clients")
     if clients is None or not clients.has("approve_erasure"):
         return None

@@ -1262,7 +1262,7 @@ def execute_erasures(
     from sheetreg.xlsxpatch import patch_further
 
     path = Path(path)
-    register = register or read_register(path)
+    register = register or read_register(path, formulas=False)
     result = ErasureResult(path, sha256_before=register.snapshot.sha256)
     todo = []
     for plan in plans:
@@ -1657,7 +1657,7 @@ def _erase_copy(
 
     try:
         package = load_package(copy, password=password)
-        reg = read_register(copy, package=package)
+        reg = read_register(copy, package=package, formulas=False)
         data = package.plain
         plans = []
         for spec in specs:
@@ -1809,7 +1809,7 @@ def is_suppressed(workbook: Path, *, phone: str | None = None, email: str | None
         return False
     from sheetreg.workbook import read_register
 
-    tokens = suppression_entries(workbook, read_register(workbook))
+    tokens = suppression_entries(workbook, read_register(workbook, formulas=False))
     return bool(set(key.suppression_tokens(phone, email)) & tokens)
 
 
@@ -1825,7 +1825,7 @@ def flag_workbook(
     from sheetreg.workbook import read_register, write_cells
 
     path = Path(path)
-    register = register or read_register(path)
+    register = register or read_register(path, formulas=False)
     edits, changes, statuses = _flag_plan(path, register, today)
     result = FlagResult(path, statuses, changes, dry_run=dry_run)
     if edits and not dry_run:
@@ -1896,7 +1896,7 @@ def erase_due(
     from sheetreg.workbook import read_register
 
     path = Path(path)
-    register = register or read_register(path)
+    register = register or read_register(path, formulas=False)
     plans = due_erasures(register, today)
     extra: list[CellEdit] = []
     if flag:
@@ -1975,7 +1975,7 @@ def reapply_erasures(
             f"{path.name}: no erasure key beside the workbook ({KEY_FILE_NAME}) or in the "
             "keyring; the erased clients cannot be recognised without it. / Poistoavain puuttuu."
         )
-    register = read_register(path)
+    register = read_register(path, formulas=False)
     entries = _log_entries(path, register)
     by_ref: dict[str, dict[str, Any]] = {}
     for entry in entries:

@@ -135,6 +135,8 @@ def check_structure(table: Table, register: Register, lang: str) -> Iterator[Fin
             row=int(first[len(letters) :]),
             range=rng,
         )
+    if register.formula_cells is None:
+        raise ValueError("the register was read without its formula cells; validate needs them")
     for ref in register.formula_cells.get(table.name, []):
         letters = ref.rstrip("0123456789")
         row = int(ref[len(letters) :])

@@ -295,6 +295,7 @@ def read_register(
     sheets: Collection[str] | None = None,
     fork: bool = True,
     package: Package | None = None,
+    formulas: bool = True,
 ) -> Register:
     """Read a workbook into a :class:`Register`, or raise :class:`UnusableWorkbook`.
 
@@ -303,9 +304,11 @@ def read_register(
     ``fork=False`` keeps the formula scan in this process (for callers that already keep
     both cores busy). ``package`` is the file as already read by :func:`load_package` (read
     here when not given); an encrypted workbook is decrypted with the keyring's password.
+    ``formulas=False`` skips the scan for formula cells, which only validation reads (a
+    pass over every data sheet's XML): the register's ``formula_cells`` is then None.
     """
     with paused_gc():
-        register = _read_register(Path(path), sheets, fork, package)
+        register = _read_register(Path(path), sheets, fork, package, formulas)
     return_free_memory()  # what calamine held while it parsed
     return register
 
@@ -319,7 +322,11 @@ def _wanted(spec: Sheet | None, sheets: Collection[str] | None) -> bool:
 
 
 def _read_register(
-    path: Path, sheets: Collection[str] | None, fork: bool, package: Package | None
+    path: Path,
+    sheets: Collection[str] | None,
+    fork: bool,
+    package: Package | None,
+    want_formulas: bool = True,
 ) -> Register:
     import python_calamine as pc
 
@@ -357,10 +364,13 @@ def _read_register(
     }
     wanted = [n for n in names if _wanted(match_sheet(n), sheets)]
     split = _sheets_aside(wanted, parts, sizes)
-    if split:
+    if not want_formulas:  # no scan; a thread parses some big sheets beside this one
+        aside = _SheetsAside(data, split)
+        collect_formulas: Callable[[], Any] = dict
+    elif split:
         # A thread parses some big sheets and then scans for formulas, beside this one.
         aside = _SheetsAside(data, split, data_parts)
-        collect_formulas: Callable[[], Any] = aside.formulas
+        collect_formulas = aside.formulas
     else:  # the scan beside python-calamine, on the second core (see forking.py)
         aside = _SheetsAside(data, [])
         collect_formulas = forking.start(_formula_cells_by_sheet, data, data_parts, fork=fork)
@@ -422,7 +432,15 @@ def _read_register(
     # The hash of the file on disk (encrypted or not): a write compares the file against it.
     snapshot = Snapshot(path, _sha256(package.data), encrypted=package.encrypted)
     return Register(
-        snapshot, names, tables, settings, settings_rows, lang, formula_cells, merged, other
+        snapshot,
+        names,
+        tables,
+        settings,
+        settings_rows,
+        lang,
+        formula_cells if want_formulas else None,
+        merged,
+        other,
     )
 
 
