@@ -239,8 +239,21 @@ def test_spares_are_released_and_a_dead_one_fails_cleanly():
     assert not _zombies() and not forking._PARENT_ONLY
 
 
+class _Big:
+    """A first result that can be watched with a weak reference."""
+
+    def __init__(self, n):
+        self.items = list(range(n))
+
+    def __iter__(self):
+        return iter(self.items)
+
 def _staged_first(n, marker):
     return list(range(n))
+
+
+def _staged_big(n, marker):
+    return _Big(n)
 
 
 def _staged_then(first, n, marker):
@@ -262,18 +275,27 @@ def test_a_staged_job_sends_its_first_result_before_the_second(tmp_path):
     """A spare hands back the first step's result at once and then makes the second from
     it; a second step that fails, or a spare that died, comes back FAILED, with the spare
     reaped either way; without a spare nothing is started."""
+    import gc
     import os
     import signal
+    import weakref
 
     from sheetreg import forking
 
     marker = tmp_path / "got-it"
     assert forking.on_spare_staged(_staged_first, _staged_then, 3, str(marker)) is None
-    with forking.spares(3):
+    with forking.spares(4):
         first, then = forking.on_spare_staged(_staged_first, _staged_then, 200_000, str(marker))
         assert first() == list(range(200_000))  # megabytes, while the spare waits
         marker.write_text("x")
         assert then() == sum(range(200_000)) + 200_000 and first() == list(range(200_000))
+        # The second collector does not keep the first's result alive (a package of tens
+        # of megabytes while the file is written).
+        first, then = forking.on_spare_staged(_staged_big, _staged_then, 3, str(marker))
+        got = weakref.ref(first())
+        del first
+        gc.collect()
+        assert got() is None and then() == 3 + 3  # sum(range(3)) + 3
         first, then = forking.on_spare_staged(_staged_first, _staged_dies, 2, str(marker))
         assert first() == [0, 1] and then() is forking.FAILED
         os.kill(forking._SPARES[-1].pid, signal.SIGKILL)

@@ -109,7 +109,8 @@ def on_spare_staged(
 
     Two collectors come back: the first gives ``fn``'s result as soon as it is sent, while
     the spare goes on with ``then``; the second gives ``then``'s and reaps the spare. Both
-    must be called or discarded; if the first gives FAILED, so does the second. For work
+    must be called or discarded, the first first (once the second is collected, the first
+    gives FAILED); if the first gives FAILED, so does the second. For work
     whose next step needs the first's result and nothing else (a patch, then its read-back):
     the result is not sent back to be sent out again.
     """
@@ -385,24 +386,34 @@ class _Spare:
         thread = self._send_job(fn, args, fed=False, then=then)
         results = os.fdopen(self.result_fd, "rb")
         collect_result = _collector(self.pid, self.result_fd, results)
+        lock = threading.Lock()
+        read: list[bool] = []  # whether the first result is off the pipe
 
         def collect_first() -> Any:
-            try:
-                thread.join()
-            finally:
+            with lock:
+                if read:  # the second was collected first: this one was let go unread
+                    return FAILED
                 try:
-                    first = _read_message(results)
-                except EOFError:  # died before it had sent a whole result
-                    first = FAILED
+                    thread.join()
+                finally:
+                    read.append(True)
+                    try:
+                        first = _read_message(results)
+                    except EOFError:  # died before it had sent a whole result
+                        first = FAILED
             return first
 
-        first = Collector(collect_first, lazy=False)
-
         def collect_then() -> Any:
-            first()  # in order on the pipe (a no-op once collected)
+            # The results come in order on the pipe. The first collector is not kept here:
+            # its result (a package) goes with the caller's last use of it.
+            with lock:
+                if not read:
+                    read.append(True)
+                    with contextlib.suppress(EOFError):
+                        _read_message(results)
             return collect_result()
 
-        return first, Collector(collect_then, lazy=False)
+        return Collector(collect_first, lazy=False), Collector(collect_then, lazy=False)
 
     def _send_job(
         self,
