@@ -248,6 +248,7 @@ class _Big:
     def __iter__(self):
         return iter(self.items)
 
+
 def _staged_first(n, marker):
     return list(range(n))
 
