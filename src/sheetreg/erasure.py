@@ -1537,11 +1537,13 @@ def _attempt(
             scan = _prepare(register, plans, changed)
             patched = aside()
             reading = aside.read_back()
+            proof.send(patched)
         except BaseException:
             aside.discard()
+            if reading is not None:
+                reading.discard()
             proof.discard()
             raise
-        proof.send(patched)
     else:
         preparing = forking.start(_prepare, register, plans, changed)
         try:

@@ -2341,17 +2341,16 @@ def _referenced(
             # but make the pattern anew only once it has met a few already seen: a pattern
             # of a hundred numbers takes longer to make than a few dozen matches take.
             seen_again = 0
-            for m in _sst_ref_pattern(rx, candidates - found).finditer(data, pos):
+            for m in _sst_refs(data, rx, _sst_ref_pattern(rx, candidates - found), pos):
                 pos = m.end()
                 index = int(m[1])
-                if index in found:
-                    seen_again += 1
-                    if seen_again > _SEEN_AGAIN:
-                        break
-                    continue
-                if _T_S.search(_cell_tag_before(data, rx, m.start())[1]):
+                if index not in found:
                     found.add(index)
                     if found == candidates:
+                        break
+                else:
+                    seen_again += 1
+                    if seen_again > _SEEN_AGAIN:
                         break
             else:
                 break  # the end of this sheet
