@@ -720,3 +720,43 @@ def test_columns_are_made_one_at_a_time():
         ("", "", ""),
     ]
     assert table.distinct(1) == {"Aino", "Eero", "Helmi"}
+
+
+def test_reopen_check_reads_few_edits_of_a_big_sheet_from_an_excerpt(register_path, monkeypatch):
+    """A sheet of EXCERPT_MIN_BYTES or more with few edited rows is read back as an excerpt
+    of those rows (the fidelity check proves the rest unchanged): a value not as written,
+    one written at another cell of its row or in another row, or one in a row the file lacks,
+    still fails; so does a package that cannot be cut (damaged)."""
+    from sheetreg import xlsxpatch
+    from sheetreg.errors import FidelityError
+    from sheetreg.workbook import _reopen_check, _reopen_check_plain
+    from sheetreg.xlsxpatch import CellEdit
+
+    path = register_path(clients=[client(client_id=f"A{1000 + n}") for n in range(20)])
+    write_cells(path, {"Asiakkaat!S5": "uusi", "Asiakkaat!T9": 7})
+    monkeypatch.setattr(xlsxpatch, "EXCERPT_MIN_BYTES", 0)
+    real, cut = xlsxpatch.excerpt_package, []
+
+    def spy(data: bytes, rows: dict[str, set[int]]) -> bytes:
+        out = real(data, rows)
+        cut.append(out is not data)
+        return out
+
+    monkeypatch.setattr(xlsxpatch, "excerpt_package", spy)
+    good = [CellEdit("Asiakkaat", "S5", "uusi"), CellEdit("asiakkaat", "T9", 7)]
+    _reopen_check(path, [*good, CellEdit("Asiakkaat", "S40", None)])  # row 40: not there
+    assert cut == [True]
+    for wrong in (
+        CellEdit("Asiakkaat", "S5", "muu"),
+        CellEdit("Asiakkaat", "R5", "uusi"),
+        CellEdit("Asiakkaat", "S6", "uusi"),
+        CellEdit("Asiakkaat", "S40", "uusi"),
+    ):
+        with pytest.raises(FidelityError, match=f"Asiakkaat!{wrong.cell} does not read back"):
+            _reopen_check(path, [good[1], wrong])
+    assert all(cut)
+    with pytest.raises(FidelityError, match="could not be read back"):
+        _reopen_check_plain(path.read_bytes()[:-200], good)
+    # A write through it, its file then read whole by another reader.
+    assert write_cells(path, {"Asiakkaat!S6": "kuudes"}).written
+    assert cell(path, "Asiakkaat", "S6") == "kuudes" and cell(path, "Asiakkaat", "S5") == "uusi"

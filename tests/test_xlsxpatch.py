@@ -1732,3 +1732,102 @@ def test_changed_strings_are_exactly_those_no_longer_at_their_index():
         expected = set() if name in ("same", "appended") else by_element(old, new)
         assert xp._changed_strings(old, new) == expected, name
     assert len(xp._changed_strings(old, table(cases["scattered"]))) == 6
+
+
+# --- excerpts: what the reopen check reads back of a big sheet with few edits ---------------
+
+
+def test_sheet_excerpt_keeps_the_rows_asked_for_byte_for_byte(register: bytes):
+    """The excerpt is the part with only those rows in its sheetData: each row, and all
+    before and after the rows, as the part has them; a reader finds the rows' cells where the
+    whole part has them, and a missing row is simply not there."""
+    from sheetreg.xlsxpatch import sheet_excerpt
+
+    part = members(register)[sheet_parts(register)["Asiakkaat"]]
+    excerpt = sheet_excerpt(part, [9, 2, 150, 500])  # row 500 does not exist
+    assert excerpt is not None and len(excerpt) < len(part) // 10
+    head, _, rest = part.partition(b"<sheetData>")
+    tail = rest[rest.index(b"</sheetData>") :]
+    assert excerpt.startswith(head + b"<sheetData>") and excerpt.endswith(tail)
+    rows = re.findall(rb'<row r="(\d+)".*?</row>', excerpt)
+    assert rows == [b"2", b"9", b"150"]
+    for m in re.finditer(rb'<row r="\d+".*?</row>', excerpt):
+        assert m[0] in part
+    full = calamine_cells(register, "Asiakkaat")
+    cut = rezip(register, {sheet_parts(register)["Asiakkaat"]: excerpt})
+    kept = {ref: v for ref, v in full.items() if int(ref.lstrip("ABCDEFGHIJKL")) in (2, 9, 150)}
+    assert calamine_cells(cut, "Asiakkaat") == kept
+
+
+def test_sheet_excerpt_declines_what_it_cannot_cut_safely():
+    """No excerpt (the caller reads the whole part) when a row lacks its leading r, when rows
+    are out of order, or when more than a quarter of the rows are asked for."""
+    from sheetreg.xlsxpatch import sheet_excerpt
+
+    def part(body: str, prefix: str = "") -> bytes:
+        data = handmade({"S": body}, prefix=prefix)
+        return members(data)["xl/worksheets/sheet1.xml"]
+
+    rows = "".join(f'<row r="{n}"><c r="A{n}"><v>{n}</v></c></row>' for n in range(1, 41))
+    ok = part(f"<sheetData>{rows}</sheetData>")
+    assert sheet_excerpt(ok, [3, 7]) is not None
+    assert sheet_excerpt(ok, range(1, 11)) is not None  # a quarter of the rows
+    assert sheet_excerpt(ok, range(1, 12)) is None  # more
+    without_r = ok.replace(b'<row r="5">', b"<row>")
+    assert sheet_excerpt(without_r, [3, 7]) is None
+    late_r = ok.replace(b'<row r="5">', b'<row spans="1:1" r="5">')
+    assert sheet_excerpt(late_r, [3, 7]) is None
+    third = '<row r="3"><c r="A3"><v>3</v></c></row>'
+    last = part(f"<sheetData>{rows.replace(third, '')}{third}</sheetData>")  # row 3 at the end
+    assert sheet_excerpt(last, [3, 7]) is None
+    x_rows = "".join(
+        f'<x:row r="{n}"><x:c r="A{n}"><x:v>{n}</x:v></x:c></x:row>' for n in range(1, 41)
+    )
+    prefixed = part(f"<x:sheetData>{x_rows}</x:sheetData>", "x")
+    excerpt = sheet_excerpt(prefixed, [2])
+    assert excerpt is not None and b'<x:row r="2"><x:c r="A2"><x:v>2</x:v></x:c></x:row>' in excerpt
+    assert excerpt.count(b"<x:row") == 1
+    assert sheet_excerpt(part("<sheetData/>"), [1]) is None  # no rows at all
+
+
+def test_excerpt_package_cuts_only_big_sheets(register: bytes, monkeypatch: pytest.MonkeyPatch):
+    """Only a sheet of at least EXCERPT_MIN_BYTES is cut, the other members copied as they
+    are stored; nothing to cut gives the package itself."""
+    from sheetreg import xlsxpatch as xp
+
+    assert xp.excerpt_package(register, {"Asiakkaat": {2}}) is register  # small
+    monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 10_000)
+    cut = xp.excerpt_package(register, {"asiakkaat": {2, 9}, "Laskut": {3}})
+    parts = sheet_parts(register)
+    before, after = _stored_members(register), _stored_members(cut)
+    assert len(members(cut)[parts["Asiakkaat"]]) < len(members(register)[parts["Asiakkaat"]])
+    assert members(cut)[parts["Laskut"]] == members(register)[parts["Laskut"]]  # under 10 kB
+    assert {n for n in before if before[n] != after[n]} == {parts["Asiakkaat"]}
+    assert calamine_cells(cut, "Asiakkaat")["C9"] == SECRET
+
+
+def test_excerpt_package_leaves_a_sheet_whose_dimension_says_most_rows_are_asked_for(
+    register: bytes, monkeypatch: pytest.MonkeyPatch
+):
+    """Edits on most rows (a status on every row): the sheet's dimension says so, and the
+    part is not even inflated to be counted; a dimension that says otherwise is only a hint."""
+    from sheetreg import xlsxpatch as xp
+
+    monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 10_000)
+    inflated: list[str] = []
+    read = xp._Package.read
+
+    def counting(self: xp._Package, name: str) -> bytes:
+        inflated.append(name)
+        return read(self, name)
+
+    monkeypatch.setattr(xp._Package, "read", counting)
+    part = sheet_parts(register)["Asiakkaat"]
+    assert xp.excerpt_package(register, {"Asiakkaat": set(range(2, 60))}) is register
+    assert part not in inflated
+    old = members(register)[part]
+    wrong = old.replace(b'<dimension ref="A1:L203"/>', b'<dimension ref="A1:L100000"/>')
+    assert wrong != old
+    lying = rezip(register, {part: wrong})
+    assert xp.excerpt_package(lying, {"Asiakkaat": set(range(2, 60))}) is lying  # counted
+    assert part in inflated

@@ -23,6 +23,7 @@ import io
 import os
 import re
 import shutil
+import string
 import tempfile
 import threading
 import zipfile
@@ -811,13 +812,20 @@ def _reopen_check(tmp: Path, edits: Sequence[CellEdit], password: str | None = N
 
 def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
     """The reopen check of a (plain) package's bytes: python-calamine reads every edited cell
-    back, and each must be what was written."""
+    back, and each must be what was written.
+
+    A big sheet with few edited rows (an erasure's, next week's changed statuses) is read
+    back as an excerpt of those rows, taken from the package byte for byte (see
+    :func:`sheetreg.xlsxpatch.excerpt_package`): the rest of it is what the fidelity check,
+    which every write makes, proves unchanged byte for byte.
+    """
     import python_calamine as pc
 
-    from sheetreg.xlsxpatch import sheet_parts
+    from sheetreg.xlsxpatch import excerpt_package, sheet_parts
 
     aside: _SheetsAside | None = None
     try:
+        plain = excerpt_package(plain, _edited_rows(edits))
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(plain))
         # Sheet names are matched as Excel does (and the patcher): ignoring case.
         actual = {n.casefold(): n for n in wb.sheet_names}
@@ -892,6 +900,22 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
 
 
 _LETTERS = re.compile(r"[A-Za-z]{1,3}")
+
+
+def _edited_rows(edits: Sequence[CellEdit]) -> dict[str, set[int]]:
+    """The row numbers of the edits, by sheet name case-folded (as Excel matches them); a
+    sheet with a cell reference that is not one is left out (read back whole, where the
+    reference is named)."""
+    rows: dict[str, set[int]] = {}
+    bad: set[str] = set()
+    for edit in edits:
+        name = edit.sheet.casefold()
+        digits = edit.cell.lstrip(string.ascii_letters)
+        if digits.isascii() and digits.isdigit():
+            rows.setdefault(name, set()).add(int(digits))
+        else:
+            bad.add(name)
+    return {name: found for name, found in rows.items() if name not in bad}
 
 
 def _refuse_unless_passed(verdict: Any, check: str) -> None:
