@@ -522,3 +522,33 @@ def test_the_run_and_the_writing_commands_have_spares_before_the_read(tmp_path, 
         CliRunner().invoke(cli, [*args, "--today", TODAY.isoformat()])
     assert seen[:3] == [4, 2, 4]
     assert not forking._SPARES
+
+
+@pytest.mark.parametrize("validating", ["here", "in-a-child", "child-died"])
+def test_validation_scans_for_formula_cells_beside_the_statuses(tmp_path, monkeypatch, validating):
+    """The run reads the register without the scan for formula cells; validation makes it
+    (in a forked child on a big register, forced here on a small one) and still finds a
+    formula in a data cell. A child that dies leaves it to this process, after the write:
+    the file it scans then is the one the run wrote."""
+    import sheetreg.run
+
+    if validating != "here":
+        monkeypatch.setattr(sheetreg.run, "_worth_forking", lambda register: True)
+    if validating == "child-died":
+        monkeypatch.setattr(sheetreg.run, "_validate_scanned", lambda *args: os._exit(3))
+    path = build_register(
+        tmp_path / "r.xlsx",
+        clients=[client(), client(client_id="A1002", end=ENDED, approve_erasure="Kyllä")],
+        sheets=(CLIENTS, INVOICES, REQUESTS, DISCLOSURES, ERASURE_LOG),
+    )
+    wb = openpyxl.load_workbook(path)
+    wb["Asiakkaat"]["G2"] = '="33"&"100"'
+    wb.save(path)
+    result = run_weekly(path, TODAY, log_dir=tmp_path / "log")
+    assert result.written and result.counts["erasures"] == 1
+    found = [(f.code, f.sheet, f.cell) for f in result.validation.findings]
+    assert ("formula-in-data", "Asiakkaat", "G2") in found
+    again = run_weekly(path, TODAY, log_dir=tmp_path / "log")
+    assert not again.written
+    found = [(f.code, f.sheet, f.cell) for f in again.validation.findings]
+    assert ("formula-in-data", "Asiakkaat", "G2") in found

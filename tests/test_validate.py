@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import openpyxl
 import pytest
@@ -179,6 +180,23 @@ def test_formula_in_data_cell(register_path, tmp_path):
     assert unscanned.tables["clients"].rows == read_register(path).tables["clients"].rows
     with pytest.raises(ValueError, match="formula cells"):
         validate(unscanned, TODAY, "fi")
+    # The weekly run has the scan made later, from the bytes read or from the file, which
+    # must then be the one read (or the one a write of it made).
+    from sheetreg.errors import WriteRefused
+    from sheetreg.workbook import read_formula_cells
+
+    read_formula_cells(unscanned, path.read_bytes())
+    assert unscanned.formula_cells == {"Asiakkaat": ["G2"]}
+    unscanned.formula_cells = None
+    read_formula_cells(unscanned)
+    assert unscanned.formula_cells == {"Asiakkaat": ["G2"]}
+    wb = openpyxl.load_workbook(path)
+    wb["Asiakkaat"]["H2"] = "=1+1"
+    wb.save(path)
+    with pytest.raises(WriteRefused, match="changed after sheetreg read it"):
+        read_formula_cells(unscanned)
+    read_formula_cells(unscanned, written=hashlib.sha256(path.read_bytes()).hexdigest())
+    assert unscanned.formula_cells == {"Asiakkaat": ["G2", "H2"]}
 
 
 def test_merged_header_cells(register_path):

@@ -148,18 +148,26 @@ def run_weekly(
     from sheetreg.requests import plan_requests
     from sheetreg.retention import due_erasures
     from sheetreg.validate import validate
-    from sheetreg.workbook import ensure_not_open, read_register
+    from sheetreg.workbook import (
+        ensure_not_open,
+        load_package,
+        read_formula_cells,
+        read_register,
+    )
 
     started = time.perf_counter()
     path = Path(path)
     ensure_not_open(path)  # before extracts are made: their outcome must be recordable
-    register = read_register(path)
+    package = load_package(path)
+    register = read_register(path, package=package, formulas=False)
     lang = lang or register.lang
     # Validation needs nothing the other steps make: on Linux it runs on the second core
-    # (a forked child sees the register as read) while the statuses are worked out here.
+    # (a forked child sees the register as read) while the statuses are worked out here,
+    # and so does the scan for formula cells that only validation reads.
     big = _worth_forking(register)
     key = load_key(path)
-    validating = forking.start(validate, register, today, lang, fork=big)
+    validating = forking.start(_validate_scanned, register, package.plain, today, lang, fork=big)
+    del package  # a forked child has its own copy; an unforked one keeps what it needs
     matching: forking.Collector | None = None
     try:
         # So do the keyed hashes of every phone and e-mail, on a big register with
@@ -229,9 +237,13 @@ def run_weekly(
             if child is not None:
                 child.discard()
         raise
+    if not sections:  # nothing was written: made now, while validation may be under way
+        prepare_report(erasure.outcomes)
     # Validation needs nothing of the write, nor the write of it: it is collected only now.
     validation = validating()
     if validation is forking.FAILED:  # the child died: do it here
+        if register.formula_cells is None:
+            read_formula_cells(register, written=erasure.sha256_written or None)
         validation = validate(register, today, lang)
     if erasure.written:
         for edit, index in outcomes:
@@ -253,6 +265,16 @@ def run_weekly(
     result.seconds = time.perf_counter() - started
     log_run(result, log_dir)
     return result
+
+
+def _validate_scanned(register: Register, plain: bytes, today: dt.date, lang: str) -> Report:
+    """Validation, after the scan of ``plain`` (the package the register was read from) for
+    the formula cells the read left out."""
+    from sheetreg.validate import validate
+    from sheetreg.workbook import read_formula_cells
+
+    read_formula_cells(register, plain)
+    return validate(register, today, lang)
 
 
 def _worth_forking(register: Register) -> bool:

@@ -27,7 +27,7 @@ import string
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -412,16 +412,7 @@ def _read_register(
         raise UnusableWorkbook(
             f"{path.name}: a sheet of the workbook is damaged. / Työkirja on vioittunut."
         )
-    formula_cells: dict[str, list[str]] = {}
-    for table in tables.values():
-        known = {table.first_col + i for i in table.columns.values()}
-        refs = [
-            f"{column_letter(c)}{r}"
-            for c, r in formulas.get(table.name, [])
-            if c in known and r > table.header_row
-        ]
-        if refs:
-            formula_cells[table.name] = refs
+    formula_cells = _formula_cells_in(tables.values(), formulas)
     settings_table = tables.pop(SETTINGS.key, None)
     if settings_table is not None:
         other[settings_table.name] = (
@@ -443,6 +434,55 @@ def _read_register(
         merged,
         other,
     )
+
+
+def _formula_cells_in(
+    tables: Iterable[Table], formulas: Mapping[str, list[tuple[int, int]]]
+) -> dict[str, list[str]]:
+    """The refs of the formula cells in each table's known columns, below its header."""
+    out: dict[str, list[str]] = {}
+    for table in tables:
+        known = {table.first_col + i for i in table.columns.values()}
+        refs = [
+            f"{column_letter(c)}{r}"
+            for c, r in formulas.get(table.name, [])
+            if c in known and r > table.header_row
+        ]
+        if refs:
+            out[table.name] = refs
+    return out
+
+
+def read_formula_cells(
+    register: Register, plain: bytes | None = None, *, written: str | None = None
+) -> None:
+    """Give ``register``, read without its formula cells (``formulas=False``), those cells:
+    scanned from ``plain``, the (decrypted) package it was read from, or else from the file,
+    which must then still be the one read, or the one a write of it made (SHA-256
+    ``written``: it differs only in the cells written, which hold values, not formulas).
+
+    For the weekly run, which leaves the scan out of the read, where it would stand between
+    the read and everything else, and has it done with validation on the second core.
+    """
+    from sheetreg.xlsxpatch import sheet_parts
+
+    if plain is None:
+        package = load_package(register.path)
+        if _sha256(package.data) not in (register.snapshot.sha256, written):
+            raise WriteRefused(
+                f"{register.path.name} changed after sheetreg read it; run sheetreg again. / "
+                "Työkirja muuttui lukemisen jälkeen."
+            )
+        plain = package.plain
+    try:
+        parts = sheet_parts(plain)
+        names = [t.name for t in register.tables.values() if match_sheet(t.name) in DATA_SHEETS]
+        found = _formula_cells_by_sheet(plain, {n: parts[n] for n in names if n in parts})
+    except Exception:
+        raise UnusableWorkbook(
+            f"{register.path.name}: a sheet of the workbook is damaged. / Työkirja on vioittunut."
+        ) from None
+    register.formula_cells = _formula_cells_in(register.tables.values(), found)
 
 
 class _Pool(dict[Any, Any]):
