@@ -76,6 +76,24 @@ def test_forked_work_returns_results_and_failures():
     assert forking.start(_boom, "x")() is forking.FAILED
 
 
+def test_background_work_runs_at_a_lower_priority():
+    """A background child yields its core (a higher niceness) and never goes to a spare,
+    which runs at this process's priority; this process's own priority is left as it was."""
+    import os
+
+    from sheetreg import forking
+
+    mine = os.nice(0)
+    want = min(mine + forking.BACKGROUND_NICENESS, 19)
+    assert forking.start(os.nice, 0, background=True)() == want
+    assert forking.start(os.nice, 0)() == mine
+    with forking.spares(1):
+        assert forking.start(os.nice, 0, light=True, background=True)() == want
+        assert len(forking._SPARES) == 1  # not taken
+    assert forking.start(os.nice, 0, fork=False, background=True)() == mine  # not forked
+    assert os.nice(0) == mine
+
+
 def _zombies() -> list[str]:
     """This process's children that ended and were not reaped (Linux /proc)."""
     import os

@@ -66,24 +66,39 @@ class Collector:
             self()
 
 
-def start(fn: Callable[..., Any], *args: Any, fork: bool = True, light: bool = False) -> Collector:
+# How much a background child (see start) yields to the processes that others wait for.
+BACKGROUND_NICENESS = 10
+
+
+def start(
+    fn: Callable[..., Any],
+    *args: Any,
+    fork: bool = True,
+    light: bool = False,
+    background: bool = False,
+) -> Collector:
     """Start ``fn(*args)`` beside this process; the returned function waits for its result.
 
     The collector returns the result, or :data:`FAILED` if the child could not deliver one;
     it must be called or discarded (that reaps the child), and may be called again: it gives
     the same result. ``fork=False`` runs ``fn`` in this process when first collected.
     ``light=True``: ``fn`` is a module-level function and ``args`` are worth pickling, so a
-    spare (see :func:`spares`) does the work if one is waiting.
+    spare (see :func:`spares`) does the work if one is waiting. ``background=True``: the
+    result is wanted only after other work, so the child runs at a lower priority (niceness
+    :data:`BACKGROUND_NICENESS`) and yields its core to that work when the cores are short.
     """
     if not (CAN_FORK and fork):
         return Collector(lambda: _in_process(fn, *args), lazy=True)
-    handed = _to_spare(light, lambda spare: spare.run(fn, args))
+    handed = None if background else _to_spare(light, lambda spare: spare.run(fn, args))
     if handed is not None:
         return handed
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: compute, send, vanish without running the parent's cleanup
         _close_parent_only()
+        if background:
+            with contextlib.suppress(OSError):
+                os.nice(BACKGROUND_NICENESS)
         _child(read_end, write_end, fn, *args)
     os.close(write_end)
     return Collector(_collector(pid, read_end), lazy=False)

@@ -163,10 +163,13 @@ def run_weekly(
     lang = lang or register.lang
     # Validation needs nothing the other steps make: on Linux it runs on the second core
     # (a forked child sees the register as read) while the statuses are worked out here,
-    # and so does the scan for formula cells that only validation reads.
+    # and so does the scan for formula cells that only validation reads. Its result is
+    # wanted last, so it yields the cores to the write's children when they are short.
     big = _worth_forking(register)
     key = load_key(path)
-    validating = forking.start(_validate_scanned, register, package.plain, today, lang, fork=big)
+    validating = forking.start(
+        _validate_scanned, register, package.plain, today, lang, fork=big, background=True
+    )
     del package  # a forked child has its own copy; an unforked one keeps what it needs
     matching: forking.Collector | None = None
     try:
