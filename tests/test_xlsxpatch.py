@@ -1831,3 +1831,31 @@ def test_excerpt_package_leaves_a_sheet_whose_dimension_says_most_rows_are_asked
     lying = rezip(register, {part: wrong})
     assert xp.excerpt_package(lying, {"Asiakkaat": set(range(2, 60))}) is lying  # counted
     assert part in inflated
+
+
+def test_the_string_table_is_read_only_when_an_edit_needs_it(
+    register: bytes, monkeypatch: pytest.MonkeyPatch
+):
+    """Text written inline over cells that held no shared string leaves the table unread
+    (a register's is megabytes); over a cell that held one, it is read, and the string the
+    edit orphaned is emptied as ever."""
+    from sheetreg import xlsxpatch as xp
+
+    read: list[str] = []
+    real = xp._Package.read
+
+    def reading(self: xp._Package, name: str) -> bytes:
+        read.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(xp._Package, "read", reading)
+    result = patch_workbook(register, [CellEdit("Asiakkaat", "L2", "Tila")], inline=True)
+    assert "xl/sharedStrings.xml" not in read
+    assert result.changed_parts == ["xl/worksheets/sheet1.xml"]
+    verify_patch(register, result, [CellEdit("Asiakkaat", "L2", "Tila")])
+    read.clear()
+    edit = CellEdit("Asiakkaat", "C9", "Uusi")  # the unique surname's only cell
+    result = patch_workbook(register, [edit], inline=True)
+    assert "xl/sharedStrings.xml" in read and result.removed_strings == 1
+    assert SECRET not in members(result.data)["xl/sharedStrings.xml"].decode()
+    verify_patch(register, result, [edit])

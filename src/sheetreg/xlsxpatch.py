@@ -1189,7 +1189,8 @@ class _Patcher:
         self.inline = inline
         self.wb = wb
         self.plans = plans
-        self.sst = _SharedStrings(wb.sst_part, pkg.read(wb.sst_part)) if wb.sst_part else None
+        self._sst: _SharedStrings | None = None  # read when first needed (see sst)
+        self._sst_read = False
         self._styles: _Styles | None = None
         self.count_delta = 0
         self.old_sst_refs: Counter[int] = Counter()
@@ -1199,7 +1200,7 @@ class _Patcher:
             c.value for p in plans.values() for c in p.cells.values() if isinstance(c.value, str)
         }
         self.string_lookups = len(texts)
-        if self.sst is not None and not inline and len(texts) > 32:
+        if not inline and len(texts) > 32 and self.sst is not None:
             # One pass finds them all (the flag's statuses); it costs about 40 single finds.
             self.sst.prefetch(texts)
         # (type, value, style, extra attributes) -> (cell XML after r="..", uses a shared string)
@@ -1207,6 +1208,22 @@ class _Patcher:
             tuple[type, CellValue, bytes | None, bytes], tuple[bytes, bool]
         ] = {}
         self._spans_cache: dict[tuple[bytes, int, int], bytes] = {}
+
+    @property
+    def sst(self) -> _SharedStrings | None:
+        """The shared-string table (None when the workbook has none), read when first
+        needed: text written inline over cells that held no shared string never needs it,
+        and a register's table is megabytes to inflate and index (next week's statuses)."""
+        if not self._sst_read:
+            self._sst_read = True
+            part = self.wb.sst_part
+            self._sst = _SharedStrings(part, self.pkg.read(part)) if part else None
+        return self._sst
+
+    @property
+    def sst_if_read(self) -> _SharedStrings | None:
+        """The shared-string table if some edit needed it, else None (it is then unchanged)."""
+        return self._sst
 
     @property
     def styles(self) -> _Styles:
@@ -1543,7 +1560,7 @@ class _Patcher:
             )
         elif isinstance(value, int | float):
             attrs, body = b"", b"<" + p + b"v>" + _number_text(value) + b"</" + p + b"v>"
-        elif self.sst is not None and not self.inline:
+        elif not self.inline and self.sst is not None:
             assert isinstance(value, str)
             index = self.sst.index_of(value, self.string_lookups)
             uses_sst = True
@@ -2353,7 +2370,7 @@ def patch_workbook(
 
     # Erasure-grade garbage collection of the strings the edits orphaned.
     removed_strings = 0
-    sst = patcher.sst
+    sst = patcher.sst_if_read
     if sst is not None and wb.sst_part:
         candidates = {i for i in patcher.old_sst_refs if i < sst.count}
         if candidates:
