@@ -1859,3 +1859,24 @@ def test_the_string_table_is_read_only_when_an_edit_needs_it(
     assert "xl/sharedStrings.xml" in read and result.removed_strings == 1
     assert SECRET not in members(result.data)["xl/sharedStrings.xml"].decode()
     verify_patch(register, result, [edit])
+
+
+def test_parts_are_deflated_by_isal_and_read_by_zlib(register: bytes, monkeypatch):
+    """The rewritten parts come from ISA-L's deflater (a dependency), are standard deflate
+    streams that zlib inflates with their CRC-32 right, and a zlib-only install writes the
+    same content."""
+    import zlib
+
+    from isal import isal_zlib
+
+    from sheetreg import xlsxpatch as xp
+
+    assert xp._deflater is isal_zlib
+    edits = [CellEdit("Asiakkaat", "L2", "Tila"), CellEdit("Asiakkaat", "C9", None)]
+    with_isal = patched(register, edits)
+    monkeypatch.setattr(xp, "_deflater", zlib)
+    with_zlib = patched(register, edits)
+    assert with_isal.data != with_zlib.data  # two deflaters, two streams
+    with zipfile.ZipFile(io.BytesIO(with_isal.data)) as z:
+        assert z.testzip() is None
+    assert members(with_isal.data) == members(with_zlib.data)

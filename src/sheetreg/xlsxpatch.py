@@ -74,6 +74,15 @@ CellValue = str | int | float | bool | dt.date | dt.datetime | None
 # 6.7 MiB (benchmarks/bench_write.py prints these figures); Excel recompresses on its next save.
 COMPRESS_LEVEL = 1
 
+# The deflater: ISA-L's (python-isal), which writes the same standard deflate streams three
+# times as fast as zlib at level 1, and smaller (on that sheet: 0.05 s, for 8.2 MiB), and
+# lets go of the GIL as it works; zlib where it is not installed. Every part it writes is
+# read back with zlib by the fidelity check and with another inflater by the reopen check.
+try:
+    from isal import isal_zlib as _deflater
+except ImportError:  # pragma: no cover - isal is a dependency; this keeps a broken install usable
+    _deflater = zlib  # type: ignore[assignment]
+
 MAX_CELL_CHARS = 32_767  # Excel's limit for the text of one cell
 MAX_ROW = 1_048_576
 MAX_COL = 16_384
@@ -2518,8 +2527,8 @@ def _write_package(
 
 def _deflate(content: bytes | bytearray) -> tuple[bytes, int]:
     """Raw deflate data and CRC-32 of ``content``."""
-    packer = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
-    return packer.compress(content) + packer.flush(), zlib.crc32(content)
+    packer = _deflater.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -15)
+    return packer.compress(content) + packer.flush(), _deflater.crc32(content)
 
 
 def _deflate_all(parts: dict[str, bytes | bytearray]) -> dict[str, tuple[bytes, int]]:
