@@ -1806,22 +1806,31 @@ def test_excerpt_package_cuts_only_big_sheets(register: bytes, monkeypatch: pyte
     assert calamine_cells(cut, "Asiakkaat")["C9"] == SECRET
 
 
+@pytest.fixture
+def parts_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The package parts read (inflated) whole from now on, in order."""
+    from sheetreg import xlsxpatch as xp
+
+    names: list[str] = []
+    real = xp._Package.read
+
+    def reading(self: xp._Package, name: str) -> bytes:
+        names.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(xp._Package, "read", reading)
+    return names
+
+
 def test_excerpt_package_leaves_a_sheet_whose_dimension_says_most_rows_are_asked_for(
-    register: bytes, monkeypatch: pytest.MonkeyPatch
+    register: bytes, monkeypatch: pytest.MonkeyPatch, parts_read: list[str]
 ):
     """Edits on most rows (a status on every row): the sheet's dimension says so, and the
     part is not even inflated to be counted; a dimension that says otherwise is only a hint."""
     from sheetreg import xlsxpatch as xp
 
     monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 10_000)
-    inflated: list[str] = []
-    read = xp._Package.read
-
-    def counting(self: xp._Package, name: str) -> bytes:
-        inflated.append(name)
-        return read(self, name)
-
-    monkeypatch.setattr(xp._Package, "read", counting)
+    inflated = parts_read
     part = sheet_parts(register)["Asiakkaat"]
     assert xp.excerpt_package(register, {"Asiakkaat": set(range(2, 60))}) is register
     assert part not in inflated
@@ -1834,21 +1843,12 @@ def test_excerpt_package_leaves_a_sheet_whose_dimension_says_most_rows_are_asked
 
 
 def test_the_string_table_is_read_only_when_an_edit_needs_it(
-    register: bytes, monkeypatch: pytest.MonkeyPatch
+    register: bytes, parts_read: list[str]
 ):
     """Text written inline over cells that held no shared string leaves the table unread
     (a register's is megabytes); over a cell that held one, it is read, and the string the
     edit orphaned is emptied as ever."""
-    from sheetreg import xlsxpatch as xp
-
-    read: list[str] = []
-    real = xp._Package.read
-
-    def reading(self: xp._Package, name: str) -> bytes:
-        read.append(name)
-        return real(self, name)
-
-    monkeypatch.setattr(xp._Package, "read", reading)
+    read = parts_read
     result = patch_workbook(register, [CellEdit("Asiakkaat", "L2", "Tila")], inline=True)
     assert "xl/sharedStrings.xml" not in read
     assert result.changed_parts == ["xl/worksheets/sheet1.xml"]
