@@ -1791,19 +1791,24 @@ def test_sheet_excerpt_declines_what_it_cannot_cut_safely():
 
 
 def test_excerpt_package_cuts_only_big_sheets(register: bytes, monkeypatch: pytest.MonkeyPatch):
-    """Only a sheet of at least EXCERPT_MIN_BYTES is cut, the other members copied as they
-    are stored; nothing to cut gives the package itself."""
+    """Only a sheet of at least EXCERPT_MIN_BYTES is cut, to the rows the edits name, the
+    other members copied as they are stored; a sheet with an edit that is not a cell
+    reference is left whole; nothing to cut gives the package itself."""
     from sheetreg import xlsxpatch as xp
 
-    assert xp.excerpt_package(register, {"Asiakkaat": {2}}) is register  # small
+    edits = [CellEdit("asiakkaat", "B2", "x"), CellEdit("Asiakkaat", "C9", "y")]
+    assert xp.excerpt_package(register, edits) is register  # small
     monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 10_000)
-    cut = xp.excerpt_package(register, {"asiakkaat": {2, 9}, "Laskut": {3}})
+    cut = xp.excerpt_package(register, [*edits, CellEdit("Laskut", "A3", "z")])
     parts = sheet_parts(register)
     before, after = _stored_members(register), _stored_members(cut)
     assert len(members(cut)[parts["Asiakkaat"]]) < len(members(register)[parts["Asiakkaat"]])
     assert members(cut)[parts["Laskut"]] == members(register)[parts["Laskut"]]  # under 10 kB
     assert {n for n in before if before[n] != after[n]} == {parts["Asiakkaat"]}
-    assert calamine_cells(cut, "Asiakkaat")["C9"] == SECRET
+    full = calamine_cells(register, "Asiakkaat")
+    kept = {ref: v for ref, v in full.items() if ref.lstrip("ABCDEFGHIJKL") in ("2", "9")}
+    assert calamine_cells(cut, "Asiakkaat") == kept and kept["C9"] == SECRET
+    assert xp.excerpt_package(register, [*edits, CellEdit("Asiakkaat", "9C", "z")]) is register
 
 
 @pytest.fixture
@@ -1832,13 +1837,14 @@ def test_excerpt_package_leaves_a_sheet_whose_dimension_says_most_rows_are_asked
     monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 10_000)
     inflated = parts_read
     part = sheet_parts(register)["Asiakkaat"]
-    assert xp.excerpt_package(register, {"Asiakkaat": set(range(2, 60))}) is register
+    many = [CellEdit("Asiakkaat", f"L{r}", "x") for r in range(2, 60)]
+    assert xp.excerpt_package(register, many) is register
     assert part not in inflated
     old = members(register)[part]
     wrong = old.replace(b'<dimension ref="A1:L203"/>', b'<dimension ref="A1:L100000"/>')
     assert wrong != old
     lying = rezip(register, {part: wrong})
-    assert xp.excerpt_package(lying, {"Asiakkaat": set(range(2, 60))}) is lying  # counted
+    assert xp.excerpt_package(lying, many) is lying  # counted
     assert part in inflated
 
 

@@ -23,7 +23,6 @@ import io
 import os
 import re
 import shutil
-import string
 import tempfile
 import threading
 import zipfile
@@ -865,7 +864,7 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
 
     aside: _SheetsAside | None = None
     try:
-        plain = excerpt_package(plain, _edited_rows(edits))
+        plain = excerpt_package(plain, edits)
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(plain))
         # Sheet names are matched as Excel does (and the patcher): ignoring case.
         actual = {n.casefold(): n for n in wb.sheet_names}
@@ -940,22 +939,6 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
 
 
 _LETTERS = re.compile(r"[A-Za-z]{1,3}")
-
-
-def _edited_rows(edits: Sequence[CellEdit]) -> dict[str, set[int]]:
-    """The row numbers of the edits, by sheet name case-folded (as Excel matches them); a
-    sheet with a cell reference that is not one is left out (read back whole, where the
-    reference is named)."""
-    rows: dict[str, set[int]] = {}
-    bad: set[str] = set()
-    for edit in edits:
-        name = edit.sheet.casefold()
-        digits = edit.cell.lstrip(string.ascii_letters)
-        if digits.isascii() and digits.isdigit():
-            rows.setdefault(name, set()).add(int(digits))
-        else:
-            bad.add(name)
-    return {name: found for name, found in rows.items() if name not in bad}
 
 
 def _refuse_unless_passed(verdict: Any, check: str) -> None:
