@@ -46,6 +46,22 @@ GOOD_CLIENT: dict[str, Any] = {
 }
 
 
+def zombies() -> list[str]:
+    """This process's children that ended and were not reaped (Linux /proc)."""
+    import os
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.append(stat.parent.name)
+    return found
+
+
 def client(**changes: Any) -> dict[str, Any]:
     """A valid client row, with ``changes`` applied."""
     row = dict(GOOD_CLIENT)

@@ -13,7 +13,7 @@ from sheetreg.demo import make_demo_workbook
 from sheetreg.errors import UnusableWorkbook
 from sheetreg.pipeline import validate_path
 
-from conftest import TODAY, client
+from conftest import TODAY, client, zombies
 
 
 @pytest.mark.parametrize("lang", ["fi", "en"])
@@ -94,22 +94,6 @@ def test_background_work_runs_at_a_lower_priority():
     assert os.nice(0) == mine
 
 
-def _zombies() -> list[str]:
-    """This process's children that ended and were not reaped (Linux /proc)."""
-    import os
-    from pathlib import Path
-
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] == "Z" and int(fields[1]) == os.getpid():
-            found.append(stat.parent.name)
-    return found
-
-
 def test_a_collector_gives_its_result_again_and_can_be_discarded(tmp_path):
     """Collected twice: the same result, the child reaped once. Discarded: a forked child
     is reaped; work that was never forked is not done at all."""
@@ -120,7 +104,7 @@ def test_a_collector_gives_its_result_again_and_can_be_discarded(tmp_path):
     forked = forking.start(sum, [4])
     forked.discard()
     assert forked() == 4  # reaped by discard(); its result still there
-    assert not _zombies()
+    assert not zombies()
     marker = tmp_path / "ran"
     lazy = forking.start(marker.write_text, "x", fork=False)
     lazy.discard()
@@ -184,7 +168,7 @@ def test_fed_work_gets_its_input_later(monkeypatch, tmp_path, can_fork):
         with pytest.raises(Exception, match="pickle"):
             unsendable.send([lambda: 1])
         assert unsendable() is forking.FAILED
-    assert not _zombies()
+    assert not zombies()
     assert not forking._PARENT_ONLY
 
 
@@ -221,7 +205,7 @@ def test_spares_take_light_work_as_they_were_forked():
         # A child forked meanwhile has no spares: the parent's are not its to use.
         assert forking.start(_light_in_child)() == 6
     assert not forking._SPARES and not forking._PARENT_ONLY
-    assert not _zombies()
+    assert not zombies()
 
 
 def _call(fn):
@@ -254,7 +238,7 @@ def test_spares_are_released_and_a_dead_one_fails_cleanly():
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reaped already
     assert sleeper() is None
-    assert not _zombies() and not forking._PARENT_ONLY
+    assert not zombies() and not forking._PARENT_ONLY
 
 
 class _Big:
@@ -321,7 +305,45 @@ def test_a_staged_job_sends_its_first_result_before_the_second(tmp_path):
         first, then = forking.on_spare_staged(_staged_first, _staged_then, 2, str(marker))
         assert then() is forking.FAILED and first() is forking.FAILED  # in either order
         assert not forking._SPARES
-    assert not _zombies() and not forking._PARENT_ONLY
+    assert not zombies() and not forking._PARENT_ONLY
+
+
+def _fed_first(receive, box, ready):
+    Path(ready).write_text("started")  # before its input exists
+    box.append(receive())
+    return list(range(box[0]))
+
+
+def _fed_then(first, box, ready):
+    return sum(first) + box[0]  # the input, kept by the first step for the second
+
+
+def test_a_staged_job_can_get_its_input_later(tmp_path):
+    """A staged spare job can start before its last input exists: sent later, it goes to
+    the first step, whose result comes back first; collected or discarded without a send,
+    the job fails and the spare is reaped; without a spare nothing is started."""
+    from sheetreg import forking
+
+    ready = tmp_path / "ready"
+    assert forking.on_spare_staged_fed(_fed_first, _fed_then, [], str(ready)) is None
+    with forking.spares(3):
+        send, first, then = forking.on_spare_staged_fed(_fed_first, _fed_then, [], str(ready))
+        for _ in range(1000):
+            if ready.exists():
+                break
+            time.sleep(0.01)
+        assert ready.read_text() == "started"
+        send(100_000)
+        send(7)  # once only
+        assert first() == list(range(100_000))
+        assert then() == sum(range(100_000)) + 100_000
+        send, first, then = forking.on_spare_staged_fed(_fed_first, _fed_then, [], str(ready))
+        assert first() is forking.FAILED and then() is forking.FAILED
+        send, first, then = forking.on_spare_staged_fed(_fed_first, _fed_then, [], str(ready))
+        then.discard()
+        first.discard()
+        assert len(forking._SPARES) == 0
+    assert not zombies() and not forking._PARENT_ONLY
 
 
 def test_spares_that_cannot_be_forked_are_done_without(monkeypatch):
@@ -346,7 +368,7 @@ def test_spares_that_cannot_be_forked_are_done_without(monkeypatch):
         assert len(forking._SPARES) == 1
         assert forking.start(sum, [1, 2], light=True)() == 3
         assert forking.start(sum, [3], light=True)() == 3  # forked as it is
-    assert not forking._SPARES and not forking._PARENT_ONLY and not _zombies()
+    assert not forking._SPARES and not forking._PARENT_ONLY and not zombies()
     assert sum(1 for _ in fd_folder.iterdir()) == open_fds  # the refused fork's pipes closed
 
 

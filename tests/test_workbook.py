@@ -19,7 +19,7 @@ from sheetreg.errors import WriteRefused
 from sheetreg.workbook import list_backups, read_register, write_cells
 from sheetreg.xlsxpatch import sheet_parts
 
-from conftest import CORPUS, client
+from conftest import CORPUS, client, zombies
 
 
 def cell(path: Path, sheet: str, ref: str):
@@ -760,3 +760,45 @@ def test_reopen_check_reads_few_edits_of_a_big_sheet_from_an_excerpt(register_pa
     # A write through it, its file then read whole by another reader.
     assert write_cells(path, {"Asiakkaat!S6": "kuudes"}).written
     assert cell(path, "Asiakkaat", "S6") == "kuudes" and cell(path, "Asiakkaat", "S5") == "uusi"
+
+
+def test_a_warm_patch_makes_the_write_or_is_let_go(reg, monkeypatch):
+    """A spare handed the package as read (warm_patch) makes the write's patch and reads it
+    back, no other spare needed; one whose spare died leaves the patch and the read-back to
+    this process; one for a file that changed since, or with nothing to write, is let go.
+    No child is left unreaped."""
+    import signal
+
+    from sheetreg import forking
+    from sheetreg.workbook import load_package, warm_patch
+
+    started: list[object] = []
+    real = forking.on_spare_staged
+
+    def staged(*args: object) -> object:
+        started.append(args[0])
+        return real(*args)
+
+    monkeypatch.setattr(forking, "on_spare_staged", staged)
+    with forking.spares(6):
+        snapshot = read_register(reg).snapshot
+        warm = warm_patch(load_package(reg), read_register(reg))
+        assert warm is not None and len(forking._SPARES) == 5
+        assert write_cells(reg, {"Asiakkaat!S2": "lämmin"}, expected=snapshot, warm=warm).written
+        assert cell(reg, "Asiakkaat", "S2") == "lämmin" and not started
+        snapshot = read_register(reg).snapshot
+        spare = forking._SPARES[-1].pid
+        warm = warm_patch(load_package(reg), read_register(reg))
+        os.kill(spare, signal.SIGKILL)
+        assert write_cells(reg, {"Asiakkaat!S2": "kuollut"}, expected=snapshot, warm=warm).written
+        assert cell(reg, "Asiakkaat", "S2") == "kuollut" and not started
+        old = read_register(reg).snapshot
+        warm = warm_patch(load_package(reg), read_register(reg))
+        write_cells(reg, {"Asiakkaat!S2": "joku muu"})  # the file changes meanwhile
+        with pytest.raises(WriteRefused, match="changed after sheetreg read it"):
+            write_cells(reg, {"Asiakkaat!S2": "myöhässä"}, expected=old, warm=warm)
+        now = read_register(reg).snapshot
+        warm = warm_patch(load_package(reg), read_register(reg))
+        assert not write_cells(reg, {}, expected=now, warm=warm).written
+    assert cell(reg, "Asiakkaat", "S2") == "joku muu"
+    assert not zombies() and not forking._PARENT_ONLY

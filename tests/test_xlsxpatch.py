@@ -1886,3 +1886,17 @@ def test_parts_are_deflated_by_isal_and_read_by_zlib(register: bytes, monkeypatc
     with zipfile.ZipFile(io.BytesIO(with_isal.data)) as z:
         assert z.testzip() is None
     assert members(with_isal.data) == members(with_zlib.data)
+
+
+def test_a_prepared_package_patches_as_the_package_itself(register: bytes):
+    """prepare_patch inflates the named sheets ahead; the patch made with it takes them
+    from there and is the same, byte for byte."""
+    from sheetreg import xlsxpatch as xp
+
+    edits = [CellEdit("Asiakkaat", "L2", "Tila"), CellEdit("Asiakkaat", "C9", None)]
+    package = xp.prepare_patch(register, ["asiakkaat"])
+    assert set(package._preloaded) == {"xl/worksheets/sheet1.xml"}
+    prepared = patch_workbook(register, edits, inline=True, package=package)
+    assert not package._preloaded  # each taken by its first read
+    assert prepared.data == patch_workbook(register, edits, inline=True).data
+    assert prepared.removed_strings == 1

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sheetreg.erasure import ErasureResult, FlagResult
     from sheetreg.register import Register
     from sheetreg.retention import ErasurePlan
+    from sheetreg.workbook import WarmPatch
 
 DRY_RUN = click.option(
     "--dry-run", is_flag=True, help="Show what would change; write nothing. / Älä kirjoita."
@@ -49,10 +50,14 @@ def flag(path: Path, today: dt.date, dry_run: bool, fmt: str, lang: str | None) 
     Exit: 0 done (a second run writes nothing), 2 the file cannot be used.
     """
     from sheetreg.erasure import flag_workbook
-    from sheetreg.workbook import read_register
+    from sheetreg.workbook import load_package, read_register, warm_patch
 
-    register = read_register(path, formulas=False)
-    result = flag_workbook(path, today, dry_run=dry_run, register=register)
+    package = load_package(path)
+    register = read_register(path, package=package, formulas=False)
+    # The patch is prepared on the second core while the statuses are worked out here.
+    warm = None if dry_run else warm_patch(package, register)
+    del package
+    result = flag_workbook(path, today, dry_run=dry_run, register=register, warm=warm)
     if fmt == "json":
         _emit_json(result.to_dict())
     else:
@@ -130,7 +135,7 @@ def erase(  # noqa: PLR0917 (click passes every option positionally)
       sheetreg erase asiakasrekisteri.xlsx --reapply
     Exit: 0 erased (or nothing to do), 1 refused (the plan says why), 2 unusable input.
     """
-    from sheetreg.workbook import read_register
+    from sheetreg.workbook import load_package, read_register, warm_patch
 
     chosen = sum([client_id is not None, approved, reapply])
     if chosen != 1:
@@ -138,49 +143,59 @@ def erase(  # noqa: PLR0917 (click passes every option positionally)
     if reapply:
         _reapply(path, today, dry_run=dry_run, yes=yes, fmt=fmt, lang=lang)
         return
-    register = read_register(path, formulas=False)
-    lang = lang or register.lang
-    if approved:
-        _approved(path, register, today, dry_run=dry_run, yes=yes, fmt=fmt, lang=lang)
-        return
-    assert client_id is not None
-    from sheetreg.retention import plan_erasure
+    package = load_package(path)
+    register = read_register(path, package=package, formulas=False)
+    # The patch is prepared on the second core while the plan is made (and confirmed).
+    warm = None if dry_run else warm_patch(package, register)
+    del package
+    try:
+        lang = lang or register.lang
+        if approved:
+            _approved(
+                path, register, today, dry_run=dry_run, yes=yes, fmt=fmt, lang=lang, warm=warm
+            )
+            return
+        assert client_id is not None
+        from sheetreg.retention import plan_erasure
 
-    plan = plan_erasure(register, client_id, today, reason, lang=lang)
-    codes = {r.code for r in plan.refusals}
-    if "not-found" in codes and _already_erased(path, register, client_id, today):
-        _say(
-            fmt,
-            {"client_id": client_id, "already_erased": True, "written": False},
-            _t(
-                lang,
-                f"Asiakas {client_id} on jo poistettu.",
-                f"Client {client_id} is already erased.",
-            ),
-        )
-        return
-    if not plan.allowed:
-        if fmt == "json":
-            _emit_json({"plan": plan.to_dict(), "written": False})
-        else:
-            click.echo(_plan_text(plan, lang))
-        sys.exit(0 if codes == {"already-erased"} else (2 if "not-found" in codes else 1))
-    if dry_run:
-        if fmt == "json":
-            _emit_json({"plan": plan.to_dict(), "written": False, "dry_run": True})
-        else:
-            click.echo(_plan_text(plan, lang))
-        return
-    if not yes:
-        click.echo(_plan_text(plan, lang), err=True)
-        _confirm(lang)
-    from sheetreg.erasure import execute_erasure
+        plan = plan_erasure(register, client_id, today, reason, lang=lang)
+        codes = {r.code for r in plan.refusals}
+        if "not-found" in codes and _already_erased(path, register, client_id, today):
+            _say(
+                fmt,
+                {"client_id": client_id, "already_erased": True, "written": False},
+                _t(
+                    lang,
+                    f"Asiakas {client_id} on jo poistettu.",
+                    f"Client {client_id} is already erased.",
+                ),
+            )
+            return
+        if not plan.allowed:
+            if fmt == "json":
+                _emit_json({"plan": plan.to_dict(), "written": False})
+            else:
+                click.echo(_plan_text(plan, lang))
+            sys.exit(0 if codes == {"already-erased"} else (2 if "not-found" in codes else 1))
+        if dry_run:
+            if fmt == "json":
+                _emit_json({"plan": plan.to_dict(), "written": False, "dry_run": True})
+            else:
+                click.echo(_plan_text(plan, lang))
+            return
+        if not yes:
+            click.echo(_plan_text(plan, lang), err=True)
+            _confirm(lang)
+        from sheetreg.erasure import execute_erasure
 
-    result = execute_erasure(path, plan, register=register)
-    if fmt == "json":
-        _emit_json({"plan": plan.to_dict(), **result.to_dict()})
-    else:
-        click.echo(_result_text(result, lang))
+        result = execute_erasure(path, plan, register=register, warm=warm)
+        if fmt == "json":
+            _emit_json({"plan": plan.to_dict(), **result.to_dict()})
+        else:
+            click.echo(_result_text(result, lang))
+    finally:
+        if warm is not None:
+            warm.discard()  # unless the write sent it the edits
 
 
 def _say(fmt: str, payload: dict[str, object], text: str) -> None:
@@ -308,6 +323,7 @@ def _approved(
     yes: bool,
     fmt: str,
     lang: str,
+    warm: WarmPatch | None = None,
 ) -> None:
     from sheetreg.erasure import execute_erasures
     from sheetreg.retention import due_erasures
@@ -326,7 +342,7 @@ def _approved(
     if not yes:
         click.echo("\n\n".join(_plan_text(p, lang) for p in plans), err=True)
         _confirm(lang)
-    result = execute_erasures(path, plans, register=register)
+    result = execute_erasures(path, plans, register=register, warm=warm)
     if fmt == "json":
         _emit_json(result.to_dict())
     else:

@@ -94,7 +94,7 @@ from sheetreg.schema import (
 
 if TYPE_CHECKING:
     from sheetreg.register import Register, Table
-    from sheetreg.workbook import WriteResult
+    from sheetreg.workbook import PatchAside, WarmPatch, WriteResult
     from sheetreg.xlsxpatch import CellEdit, PatchResult
 
 KEY_FILE_NAME = ".sheetreg-erasure.key"
@@ -1212,11 +1212,13 @@ def execute_erasure(
     operator: str | None = None,
     now: dt.datetime | None = None,
     backup_dir: Path | None = None,
+    warm: WarmPatch | None = None,
 ) -> ErasureResult:
     """Execute one plan: one write, one log row, the proof, the backups; or WriteRefused.
 
     ``register`` is the register the plan was made from (read again when not given; the plan
-    is refused if the workbook changed since). The key is made on first use.
+    is refused if the workbook changed since). The key is made on first use. ``warm``: see
+    :func:`execute_erasures`.
     """
     result = execute_erasures(
         path,
@@ -1226,6 +1228,7 @@ def execute_erasure(
         operator=operator,
         now=now,
         backup_dir=backup_dir,
+        warm=warm,
     )
     if not result.written:
         refusals = [r for p in result.refused for r in p.refusals]
@@ -1249,6 +1252,7 @@ def execute_erasures(
     extra_edits: Sequence[CellEdit] = (),
     reapply_of: dict[str, str] | None = None,
     meanwhile: Callable[[list[ErasureOutcome]], None] | None = None,
+    warm: WarmPatch | None = None,
 ) -> ErasureResult:
     """Execute several plans in one write (the weekly job); refused plans are reported.
 
@@ -1256,12 +1260,48 @@ def execute_erasures(
     a client ID to the log ID whose erasure it repeats. ``meanwhile`` gets the erasures being
     written and does work that needs nothing more of the write, while the file is read back
     (see :func:`sheetreg.workbook.write_cells`); it is not called when nothing is written.
-    ``keep_backups`` overrides the workbook's Number of backups setting.
+    ``keep_backups`` overrides the workbook's Number of backups setting. ``warm`` is
+    :func:`sheetreg.workbook.warm_patch` of the workbook as read: it makes the patch, or is
+    discarded.
     """
+    try:
+        return _execute_erasures(
+            Path(path),
+            plans,
+            register=register,
+            key=key,
+            operator=operator,
+            now=now,
+            backup_dir=backup_dir,
+            keep_backups=keep_backups,
+            extra_edits=extra_edits,
+            reapply_of=reapply_of,
+            meanwhile=meanwhile,
+            warm=warm,
+        )
+    finally:
+        if warm is not None:
+            warm.discard()  # unless a patch was sent to it
+
+
+def _execute_erasures(
+    path: Path,
+    plans: Sequence[ErasurePlan],
+    *,
+    register: Register | None,
+    key: ErasureKey | None,
+    operator: str | None,
+    now: dt.datetime | None,
+    backup_dir: Path | None,
+    keep_backups: int | None,
+    extra_edits: Sequence[CellEdit],
+    reapply_of: dict[str, str] | None,
+    meanwhile: Callable[[list[ErasureOutcome]], None] | None,
+    warm: WarmPatch | None,
+) -> ErasureResult:
     from sheetreg.workbook import default_backup_dir, load_package, read_register
     from sheetreg.xlsxpatch import patch_further
 
-    path = Path(path)
     register = register or read_register(path, formulas=False)
     result = ErasureResult(path, sha256_before=register.snapshot.sha256)
     todo = []
@@ -1318,7 +1358,9 @@ def execute_erasures(
             operator=operator,
             reapply_of=reapply_of or {},
             extra_edits=extra_edits,
+            warm=warm,
         )
+        warm = None  # one patch only: a second attempt makes its own
         if not refused:
             break
         result.refused.extend(refused)
@@ -1375,6 +1417,7 @@ def execute_erasures(
             proof=proof,
             meanwhile=(lambda: meanwhile(outcomes)) if meanwhile is not None else None,
             reopened=(reopened, closing) if reopened is not None else None,
+            warm=warm,
         )
     except BaseException:
         for check in (proof, reopened):
@@ -1436,6 +1479,7 @@ def _write(
     proof: forking.Collector | None = None,
     meanwhile: Callable[[], None] | None = None,
     reopened: tuple[forking.Collector, Sequence[CellEdit]] | None = None,
+    warm: WarmPatch | None = None,
 ) -> WriteResult:
     from sheetreg.workbook import write_cells
 
@@ -1450,6 +1494,7 @@ def _write(
         proof=proof,
         meanwhile=meanwhile,
         reopened=reopened,
+        warm=warm,
     )
 
 
@@ -1465,6 +1510,7 @@ def _attempt(
     operator: str,
     reapply_of: dict[str, str],
     extra_edits: Sequence[CellEdit],
+    warm: WarmPatch | None = None,
 ) -> tuple[
     list[ErasureOutcome],
     list[CellEdit],
@@ -1527,7 +1573,10 @@ def _attempt(
     proof = start_fidelity_check_early(data, everything)
     try:
         # The spare that makes the patch reads it back too, once it has sent it.
-        aside = start_patch(data, everything, residues=False, inline=True, read_back=True)
+        if warm is not None and warm.fits(register.snapshot.sha256, residues=False, inline=True):
+            aside: PatchAside | None = warm.send(data, everything)
+        else:
+            aside = start_patch(data, everything, residues=False, inline=True, read_back=True)
     except BaseException:
         proof.discard()
         raise
@@ -1822,20 +1871,34 @@ def flag_workbook(
     dry_run: bool = False,
     register: Register | None = None,
     backup_dir: Path | None = None,
+    warm: WarmPatch | None = None,
 ) -> FlagResult:
-    """Write the Privacy status of every client in plain words; only cells whose text changes."""
+    """Write the Privacy status of every client in plain words; only cells whose text changes.
+
+    ``warm`` is :func:`sheetreg.workbook.warm_patch` of the workbook as ``register`` was read:
+    it makes the patch, or is discarded.
+    """
     from sheetreg.workbook import read_register, write_cells
 
     path = Path(path)
-    register = register or read_register(path, formulas=False)
-    edits, changes, statuses = _flag_plan(path, register, today)
-    result = FlagResult(path, statuses, changes, dry_run=dry_run)
-    if edits and not dry_run:
-        keep = policy_from_settings(register.settings).backup_count
-        write = write_cells(
-            path, edits, expected=register.snapshot, backup_dir=backup_dir, keep_backups=keep
-        )
-        result.written = write.written
+    try:
+        register = register or read_register(path, formulas=False)
+        edits, changes, statuses = _flag_plan(path, register, today)
+        result = FlagResult(path, statuses, changes, dry_run=dry_run)
+        if edits and not dry_run:
+            keep = policy_from_settings(register.settings).backup_count
+            write = write_cells(
+                path,
+                edits,
+                expected=register.snapshot,
+                backup_dir=backup_dir,
+                keep_backups=keep,
+                warm=warm,
+            )
+            result.written = write.written
+    finally:
+        if warm is not None:
+            warm.discard()  # unless the write sent it the edits
     return result
 
 

@@ -134,6 +134,19 @@ def on_spare_staged(
     return _to_spare(True, lambda spare: spare.run_staged(fn, then, args))
 
 
+def on_spare_staged_fed(
+    fn: Callable[..., Any], then: Callable[..., Any], *args: Any
+) -> tuple[Callable[[Any], None], Collector, Collector] | None:
+    """As :func:`on_spare_staged`, for ``fn(receive, *args)`` that gets its last input
+    later (as :func:`start_fed`'s work does): ``(send, first, second)``, or None when no spare
+    waits. The spare starts on ``args`` at once; ``send(obj)`` hands over what ``receive()``
+    gives. Collecting or discarding without a send makes the work fail (both give FAILED).
+    """
+    if not CAN_FORK:
+        return None
+    return _to_spare(True, lambda spare: spare.run_staged_fed(fn, then, args))
+
+
 def _child(read_end: int, write_end: int, fn: Callable[..., Any], *args: Any) -> None:
     code = 0
     try:
@@ -366,22 +379,8 @@ class _Spare:
 
     def run_fed(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> Fed:
         """Hand it ``fn(receive, *args)``; the collector as :func:`start_fed`'s."""
-        job = self._send_job(fn, args, fed=True)
-        threads = [job]
-
-        def send(obj: Any) -> None:
-            message, error = _pickled(obj)
-
-            def after_the_job() -> None:
-                job.join()  # one message after the other on the same pipe
-                _write_all(self.job_fd, message)
-
-            thread = threading.Thread(target=after_the_job, daemon=True)
-            thread.start()
-            threads.append(thread)
-            if error is not None:
-                raise error
-
+        threads = [self._send_job(fn, args, fed=True)]
+        send = self._sender(threads)
         collect_result = _collector(self.pid, self.result_fd)
 
         def collect() -> Any:
@@ -394,22 +393,70 @@ class _Spare:
 
         return Fed(collect, send, lazy=False)
 
+    def _sender(self, threads: list[threading.Thread]) -> Callable[[Any], None]:
+        """What hands fed work (its job written by ``threads[0]``) its input, to be called
+        once: the object (or :data:`_NOTHING`, the empty message) is written to the job's
+        pipe after the job, by a thread added to ``threads``, and the pipe is closed."""
+
+        def send(obj: Any) -> None:
+            message, error = _pickled(obj)
+            job = threads[0]
+
+            def after_the_job() -> None:
+                job.join()  # one message after the other on the same pipe
+                _write_all(self.job_fd, message)
+
+            thread = threading.Thread(target=after_the_job, daemon=True)
+            thread.start()
+            threads.append(thread)
+            if error is not None:
+                raise error
+
+        return send
+
     def run_staged(
         self, fn: Callable[..., Any], then: Callable[..., Any], args: tuple[Any, ...]
     ) -> tuple[Collector, Collector]:
         """Hand it ``fn(*args)``, then ``then(result, *args)``; see :func:`on_spare_staged`."""
-        thread = self._send_job(fn, args, fed=False, then=then)
+        return self._staged([self._send_job(fn, args, fed=False, then=then)])
+
+    def run_staged_fed(
+        self, fn: Callable[..., Any], then: Callable[..., Any], args: tuple[Any, ...]
+    ) -> tuple[Callable[[Any], None], Collector, Collector]:
+        """Hand it ``fn(receive, *args)``, then ``then(result, *args)``; see
+        :func:`on_spare_staged_fed`."""
+        threads = [self._send_job(fn, args, fed=True, then=then)]
+        unsent = [self._sender(threads)]
+
+        def send(obj: Any) -> None:  # once; later calls do nothing
+            if unsent:
+                unsent.pop()(obj)
+
+        # Collected or discarded without a send: the work is told nothing comes (it fails).
+        first, second = self._staged(threads, before=lambda: send(_NOTHING))
+        return send, first, second
+
+    def _staged(
+        self, threads: list[threading.Thread], before: Callable[[], None] | None = None
+    ) -> tuple[Collector, Collector]:
+        """The two collectors of staged work whose job (and input) ``threads`` write."""
         results = os.fdopen(self.result_fd, "rb")
         collect_result = _collector(self.pid, self.result_fd, results)
         lock = threading.Lock()
         read: list[bool] = []  # whether the first result is off the pipe
 
+        def join() -> None:
+            for thread in list(threads):
+                thread.join()
+
         def collect_first() -> Any:
+            if before is not None:
+                before()
             with lock:
                 if read:  # the second was collected first: this one was let go unread
                     return FAILED
                 try:
-                    thread.join()
+                    join()
                 finally:
                     read.append(True)
                     try:
@@ -421,6 +468,8 @@ class _Spare:
         def collect_then() -> Any:
             # The results come in order on the pipe. The first collector is not kept here:
             # its result (a package) goes with the caller's last use of it.
+            if before is not None:
+                before()
             with lock:
                 if not read:
                     read.append(True)

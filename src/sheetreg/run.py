@@ -153,6 +153,7 @@ def run_weekly(
         load_package,
         read_formula_cells,
         read_register,
+        warm_patch,
     )
 
     started = time.perf_counter()
@@ -170,6 +171,8 @@ def run_weekly(
     validating = forking.start(
         _validate_scanned, register, package.plain, today, lang, fork=big, background=True
     )
+    # The patch is prepared by a spare while everything to write is worked out here.
+    warm = warm_patch(package, register)
     del package  # a forked child has its own copy; an unforked one keeps what it needs
     matching: forking.Collector | None = None
     try:
@@ -234,9 +237,10 @@ def run_weekly(
             keep_backups=keep_backups,
             now=now,
             meanwhile=prepare_report,
+            warm=warm,
         )
     except BaseException:
-        for child in (validating, matching):
+        for child in (validating, matching, warm):
             if child is not None:
                 child.discard()
         raise

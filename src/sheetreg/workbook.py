@@ -1010,6 +1010,7 @@ def write_cells(
     proof: forking.Collector | None = None,
     meanwhile: Callable[[], None] | None = None,
     reopened: tuple[forking.Collector, Sequence[CellEdit]] | None = None,
+    warm: WarmPatch | None = None,
 ) -> WriteResult:
     """Apply cell edits to a workbook safely; refuse (WriteRefused) rather than risk it.
 
@@ -1039,9 +1040,43 @@ def write_cells(
     the edits ``rest`` were applied to it, already under way (see :func:`start_reopen_check`;
     ``proof`` must then cover those further edits too). The written file is then read
     back byte for byte, and python-calamine reads back only the cells of ``rest``.
+
+    ``warm`` is :func:`warm_patch` of the workbook as read (``expected``): the patch is
+    made by that spare if the file is still the same; it is discarded otherwise.
     """
-    path = Path(path)
-    plan = _as_edits(edits)
+    try:
+        return _write_cells(
+            Path(path),
+            _as_edits(edits),
+            expected=expected,
+            backup_dir=backup_dir,
+            keep_backups=keep_backups,
+            password=password,
+            patched=patched,
+            proof=proof,
+            meanwhile=meanwhile,
+            reopened=reopened,
+            warm=warm,
+        )
+    finally:
+        if warm is not None:
+            warm.discard()  # unless the write sent it its edits
+
+
+def _write_cells(
+    path: Path,
+    plan: list[CellEdit],
+    *,
+    expected: Snapshot | None,
+    backup_dir: Path | None,
+    keep_backups: int,
+    password: str | None,
+    patched: PatchResult | None,
+    proof: forking.Collector | None,
+    meanwhile: Callable[[], None] | None,
+    reopened: tuple[forking.Collector, Sequence[CellEdit]] | None,
+    warm: WarmPatch | None,
+) -> WriteResult:
     if reopened is not None and (patched is None or proof is None):
         reopened[0].discard()  # it checks a patch that is not the one written
         reopened = None
@@ -1074,6 +1109,7 @@ def write_cells(
             proof=proof,
             meanwhile=meanwhile,
             reopened=reopened,
+            warm=warm if expected is not None else None,
         )
     except OSError as exc:  # a full disk, a read-only or vanished folder, …
         reason = exc.strerror or type(exc).__name__
@@ -1095,6 +1131,7 @@ def _write_checked(
     proof: forking.Collector | None = None,
     meanwhile: Callable[[], None] | None = None,
     reopened: tuple[forking.Collector, Sequence[CellEdit]] | None = None,
+    warm: WarmPatch | None = None,
 ) -> WriteResult:
     """Patch, verify, (encrypt,) write aside, reopen, back up, look once more, replace."""
     from sheetreg.xlsxpatch import EditBatch, patch_workbook
@@ -1114,9 +1151,10 @@ def _write_checked(
         try:
             # sheetreg's own text goes into the cells: no search of a table of 10^6 strings,
             # and next week's status replaces this week's without leaving an orphan string.
-            aside = start_patch(
-                package.plain, plan, residues=False, inline=True, read_back=read_back
-            )
+            if warm is not None and read_back and warm.fits(before, **_OPTIONS):
+                aside = warm.send(package.plain, plan)
+            else:
+                aside = start_patch(package.plain, plan, **_OPTIONS, read_back=read_back)
             if aside is not None:
                 result = aside()
                 reading = aside.read_back()
@@ -1326,10 +1364,113 @@ def _read_back_outcome(
     return _reopen_verdict(outcome.data, edits)
 
 
-def _patched(plain: bytes, edits: Sequence[CellEdit], residues: bool, inline: bool) -> PatchResult:
+def _patched(
+    plain: bytes,
+    edits: Sequence[CellEdit],
+    residues: bool,
+    inline: bool,
+    package: Any = None,
+) -> PatchResult:
     from sheetreg.xlsxpatch import patch_workbook
 
-    return patch_workbook(plain, edits, residues=residues, inline=inline)
+    return patch_workbook(plain, edits, residues=residues, inline=inline, package=package)
+
+
+# How the safe writer patches: sheetreg's own text inline (see _write_checked), no residue
+# search (a caller that needs one makes its own).
+_OPTIONS = {"residues": False, "inline": True}
+
+
+class WarmPatch:
+    """A spare that holds a workbook's package, its big parts already inflated, and makes
+    the patch (then reads it back) as soon as the edits are sent: see :func:`warm_patch`."""
+
+    def __init__(
+        self,
+        sha256: str,
+        staged: tuple[Callable[[Any], None], forking.Collector, forking.Collector],
+        residues: bool,
+        inline: bool,
+    ) -> None:
+        self.sha256 = sha256
+        self._send, self._first, self._second = staged
+        self._options = (residues, inline)
+        self._open = True
+
+    def fits(self, sha256: str, *, residues: bool, inline: bool) -> bool:
+        """Whether it can make the patch asked for: of the file with this SHA-256 (the one
+        it was given), with these options, and not sent yet."""
+        return self._open and self._options == (residues, inline) and sha256 == self.sha256
+
+    def send(self, plain: bytes, edits: Sequence[CellEdit]) -> PatchAside:
+        """The patch of ``edits``, being made (as :func:`start_patch` with ``read_back``);
+        ``plain`` is the package it has (patched here should the spare die)."""
+        self._open = False
+        self._send(edits)
+        return PatchAside(self._first, (plain, edits, *self._options), self._second)
+
+    def discard(self) -> None:
+        """Not wanted (nothing to write, a refusal): the spare is told and reaped. Does
+        nothing once the edits were sent (the :class:`PatchAside` has it then)."""
+        if self._open:
+            self._open = False
+            self._first.discard()
+            self._second.discard()
+
+
+def warm_patch(
+    package: Package, register: Register, *, residues: bool = False, inline: bool = True
+) -> WarmPatch | None:
+    """Hand the (plain) package a command has just read (as ``register``) to a spare, which
+    prepares its patch (:func:`sheetreg.xlsxpatch.prepare_patch`: the Clients sheet, which
+    every write of flags or erasures changes, inflated) while the edits are still being
+    worked out; None when no spare waits, or for an encrypted workbook (read back from its
+    file, not by the spare).
+
+    Give it to the write (``warm`` of :func:`write_cells`, or of
+    :func:`sheetreg.erasure.execute_erasures`), which sends it the edits if the file is
+    still the one read; else it must be discarded.
+    """
+    if package.encrypted:
+        return None
+    clients = register.table(CLIENTS.key)
+    sheets = [clients.name] if clients is not None else []
+    box: list[Any] = []  # the edits, from the patch to its read-back in the spare
+    staged = forking.on_spare_staged_fed(
+        _warm_patch_outcome, _warm_read_back, package.plain, sheets, box, (residues, inline)
+    )
+    if staged is None:
+        return None
+    return WarmPatch(_sha256(package.data), staged, residues, inline)
+
+
+def _warm_patch_outcome(
+    receive: Callable[[], Any],
+    plain: bytes,
+    sheets: list[str],
+    box: list[Any],
+    options: tuple[bool, bool],
+) -> PatchResult | SheetregError:
+    """The spare's side of :func:`warm_patch`: prepare, wait for the edits, patch (with
+    ``options``: residues, inline)."""
+    from sheetreg.xlsxpatch import prepare_patch
+
+    try:
+        package = prepare_patch(plain, sheets)
+    except Exception:
+        package = None  # the patch meets the same and says what it is
+    edits = receive()
+    box.append(edits)
+    try:
+        return _patched(plain, edits, *options, package)
+    except SheetregError as exc:
+        return exc
+
+
+def _warm_read_back(
+    outcome: PatchResult | SheetregError, plain: bytes, _sheets: Any, box: list[Any], *_: Any
+) -> str | None:
+    return _read_back_outcome(outcome, plain, box[0])
 
 
 def _patch_outcome(

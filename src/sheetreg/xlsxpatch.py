@@ -403,6 +403,7 @@ class _Package:
         # OPC part names are case-insensitive; relationship targets may differ in case.
         self._by_fold = {n.casefold(): n for n in self.names}
         self._ends: dict[int, int] | None = None  # member start -> where its bytes end
+        self._preloaded: dict[str, bytes] = {}  # see preload
 
     def has(self, name: str) -> bool:
         return name.casefold() in self._by_fold
@@ -470,10 +471,20 @@ class _Package:
             raise self.error(f"{name}: the package has no such part")
         return _MemberStream(self.zip.open(real), real, self.error)
 
+    def preload(self, names: Iterable[str]) -> None:
+        """Read (inflate) these parts now, for the first :meth:`read` of each to give."""
+        for name in names:
+            real = self.real_name(name)
+            if real is not None and real not in self._preloaded:
+                self._preloaded[real] = self.read(real)
+
     def read(self, name: str) -> bytes:
         real = self.real_name(name)
         if real is None:
             raise self.error(f"{name}: the package has no such part")
+        preloaded = self._preloaded.pop(real, None)
+        if preloaded is not None:
+            return preloaded
         try:
             return self.zip.read(real)
         except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError) as exc:
@@ -2324,8 +2335,23 @@ def _iter_rows(
             yield span.rnum, data[span.tag_end : close]
 
 
+def prepare_patch(data: bytes, sheets: Iterable[str]) -> _Package:
+    """The package ``data`` ready for :func:`patch_workbook` (its ``package``): read, and the
+    parts of the named sheets (those the edits still being made will surely change, the
+    Clients sheet) inflated, so that the patch then has that done already."""
+    pkg = _Package(data)
+    wb = _load_workbook(pkg)
+    pkg.preload(wb.find_sheet(name, PatchError).part for name in sheets)
+    return pkg
+
+
 def patch_workbook(
-    data: bytes, edits: Sequence[CellEdit], *, residues: bool = True, inline: bool = False
+    data: bytes,
+    edits: Sequence[CellEdit],
+    *,
+    residues: bool = True,
+    inline: bool = False,
+    package: _Package | None = None,
 ) -> PatchResult:
     """Apply ``edits`` to the package ``data``, touching nothing else; raise PatchError if unsafe.
 
@@ -2339,9 +2365,9 @@ def patch_workbook(
     ``inline`` into the cell itself (``t="inlineStr"``, as a workbook without a table gets):
     then the table is not searched or rewritten, and a later edit of the cell leaves no
     orphan string behind. Excel and LibreOffice move such text into the table on their next
-    save.
+    save. ``package`` is :func:`prepare_patch` of ``data``, when made beforehand.
     """
-    pkg = _Package(data)
+    pkg = _Package(data) if package is None else package
     wb = _load_workbook(pkg)
     plans = _plan(wb, edits, PatchError)
     if not plans:
