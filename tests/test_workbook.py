@@ -767,10 +767,12 @@ def test_a_warm_patch_makes_the_write_or_is_let_go(reg, monkeypatch):
     back, no other spare needed; one whose spare died leaves the patch and the read-back to
     this process; one for a file that changed since, or with nothing to write, is let go.
     No child is left unreaped."""
+    import gc
     import signal
 
     from sheetreg import forking
     from sheetreg.workbook import load_package, warm_patch
+    from sheetreg.xlsxpatch import PatchResult
 
     started: list[object] = []
     real = forking.on_spare_staged
@@ -786,6 +788,9 @@ def test_a_warm_patch_makes_the_write_or_is_let_go(reg, monkeypatch):
         assert warm is not None and len(forking._SPARES) == 5
         assert write_cells(reg, {"Asiakkaat!S2": "lämmin"}, expected=snapshot, warm=warm).written
         assert cell(reg, "Asiakkaat", "S2") == "lämmin" and not started
+        # The warm patch kept does not keep the patched package alive (it is tens of MB).
+        gc.collect()
+        assert warm is not None and not [o for o in gc.get_objects() if type(o) is PatchResult]
         snapshot = read_register(reg).snapshot
         spare = forking._SPARES[-1].pid
         warm = warm_patch(load_package(reg), read_register(reg))

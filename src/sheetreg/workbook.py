@@ -1404,10 +1404,14 @@ class WarmPatch:
 
     def send(self, plain: bytes, edits: Sequence[CellEdit]) -> PatchAside:
         """The patch of ``edits``, being made (as :func:`start_patch` with ``read_back``);
-        ``plain`` is the package it has (patched here should the spare die)."""
+        ``plain`` is the package it has (patched here should the spare die). The collectors
+        go to it: kept here too, the patched package would outlive its use (a collector
+        keeps its result)."""
         self._open = False
         self._send(edits)
-        return PatchAside(self._first, (plain, edits, *self._options), self._second)
+        aside = PatchAside(self._first, (plain, edits, *self._options), self._second)
+        del self._first, self._second, self._send
+        return aside
 
     def discard(self) -> None:
         """Not wanted (nothing to write, a refusal): the spare is told and reaped. Does
