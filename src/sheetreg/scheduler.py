@@ -56,7 +56,7 @@ from typing import IO, Any, Final
 
 from sheetreg.errors import SheetregError
 from sheetreg.notify import DEFAULT_PORT, NotifyConfig, send_summary
-from sheetreg.run import weekly_job, workbook_key
+from sheetreg.run import default_log_dir, weekly_job, workbook_key
 
 Job = Callable[["ScheduleConfig", dt.date], Mapping[str, int] | None]
 """The weekly job: given the configuration and today's date, returns counts (or None)."""
@@ -320,13 +320,6 @@ def default_state_dir() -> Path:
     import platformdirs
 
     return platformdirs.user_state_path("sheetreg") / "schedules"
-
-
-def default_log_dir() -> Path:
-    """The folder of the scheduler's log."""
-    import platformdirs
-
-    return platformdirs.user_log_path("sheetreg")
 
 
 @dataclass
