@@ -91,6 +91,7 @@ from sheetreg.schema import (
     match_column,
     sheet_by_key,
 )
+from sheetreg.workbook import discards_warm
 
 if TYPE_CHECKING:
     from sheetreg.register import Register, Table
@@ -1239,6 +1240,7 @@ def execute_erasure(
     return result
 
 
+@discards_warm
 def execute_erasures(
     path: Path | str,
     plans: Sequence[ErasurePlan],
@@ -1264,44 +1266,10 @@ def execute_erasures(
     :func:`sheetreg.workbook.warm_patch` of the workbook as read: it makes the patch, or is
     discarded.
     """
-    try:
-        return _execute_erasures(
-            Path(path),
-            plans,
-            register=register,
-            key=key,
-            operator=operator,
-            now=now,
-            backup_dir=backup_dir,
-            keep_backups=keep_backups,
-            extra_edits=extra_edits,
-            reapply_of=reapply_of,
-            meanwhile=meanwhile,
-            warm=warm,
-        )
-    finally:
-        if warm is not None:
-            warm.discard()  # unless a patch was sent to it
-
-
-def _execute_erasures(
-    path: Path,
-    plans: Sequence[ErasurePlan],
-    *,
-    register: Register | None,
-    key: ErasureKey | None,
-    operator: str | None,
-    now: dt.datetime | None,
-    backup_dir: Path | None,
-    keep_backups: int | None,
-    extra_edits: Sequence[CellEdit],
-    reapply_of: dict[str, str] | None,
-    meanwhile: Callable[[list[ErasureOutcome]], None] | None,
-    warm: WarmPatch | None,
-) -> ErasureResult:
     from sheetreg.workbook import default_backup_dir, load_package, read_register
     from sheetreg.xlsxpatch import patch_further
 
+    path = Path(path)
     register = register or read_register(path, formulas=False)
     result = ErasureResult(path, sha256_before=register.snapshot.sha256)
     todo = []
@@ -1864,6 +1832,7 @@ def is_suppressed(workbook: Path, *, phone: str | None = None, email: str | None
     return bool(set(key.suppression_tokens(phone, email)) & tokens)
 
 
+@discards_warm
 def flag_workbook(
     path: Path | str,
     today: dt.date,
@@ -1881,24 +1850,20 @@ def flag_workbook(
     from sheetreg.workbook import read_register, write_cells
 
     path = Path(path)
-    try:
-        register = register or read_register(path, formulas=False)
-        edits, changes, statuses = _flag_plan(path, register, today)
-        result = FlagResult(path, statuses, changes, dry_run=dry_run)
-        if edits and not dry_run:
-            keep = policy_from_settings(register.settings).backup_count
-            write = write_cells(
-                path,
-                edits,
-                expected=register.snapshot,
-                backup_dir=backup_dir,
-                keep_backups=keep,
-                warm=warm,
-            )
-            result.written = write.written
-    finally:
-        if warm is not None:
-            warm.discard()  # unless the write sent it the edits
+    register = register or read_register(path, formulas=False)
+    edits, changes, statuses = _flag_plan(path, register, today)
+    result = FlagResult(path, statuses, changes, dry_run=dry_run)
+    if edits and not dry_run:
+        keep = policy_from_settings(register.settings).backup_count
+        write = write_cells(
+            path,
+            edits,
+            expected=register.snapshot,
+            backup_dir=backup_dir,
+            keep_backups=keep,
+            warm=warm,
+        )
+        result.written = write.written
     return result
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import os
@@ -29,7 +30,7 @@ import zipfile
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sheetreg import crypto, forking, values
 from sheetreg.errors import FidelityError, SheetregError, UnusableWorkbook, WriteRefused
@@ -998,6 +999,26 @@ def _same_value(got: Any, want: CellValue) -> bool:
     return got == want
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def discards_warm(fn: _F) -> _F:
+    """``fn`` lets go of its keyword argument ``warm`` (a :class:`WarmPatch`) as it returns
+    or raises: discarded, unless ``fn`` sent it its edits (then a patch has it)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            warm = kwargs.get("warm")
+            if warm is not None:
+                warm.discard()
+
+    return wrapper  # type: ignore[return-value]
+
+
+@discards_warm
 def write_cells(
     path: Path | str,
     edits: Mapping[str, CellValue] | Sequence[CellEdit],
@@ -1044,39 +1065,8 @@ def write_cells(
     ``warm`` is :func:`warm_patch` of the workbook as read (``expected``): the patch is
     made by that spare if the file is still the same; it is discarded otherwise.
     """
-    try:
-        return _write_cells(
-            Path(path),
-            _as_edits(edits),
-            expected=expected,
-            backup_dir=backup_dir,
-            keep_backups=keep_backups,
-            password=password,
-            patched=patched,
-            proof=proof,
-            meanwhile=meanwhile,
-            reopened=reopened,
-            warm=warm,
-        )
-    finally:
-        if warm is not None:
-            warm.discard()  # unless the write sent it its edits
-
-
-def _write_cells(
-    path: Path,
-    plan: list[CellEdit],
-    *,
-    expected: Snapshot | None,
-    backup_dir: Path | None,
-    keep_backups: int,
-    password: str | None,
-    patched: PatchResult | None,
-    proof: forking.Collector | None,
-    meanwhile: Callable[[], None] | None,
-    reopened: tuple[forking.Collector, Sequence[CellEdit]] | None,
-    warm: WarmPatch | None,
-) -> WriteResult:
+    path = Path(path)
+    plan = _as_edits(edits)
     if reopened is not None and (patched is None or proof is None):
         reopened[0].discard()  # it checks a patch that is not the one written
         reopened = None
