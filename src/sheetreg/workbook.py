@@ -1372,8 +1372,9 @@ _OPTIONS = {"residues": False, "inline": True}
 
 
 class WarmPatch:
-    """A spare that holds a workbook's package, its big parts already inflated, and makes
-    the patch (then reads it back) as soon as the edits are sent: see :func:`warm_patch`."""
+    """A spare that holds a workbook's package, its Clients sheet already inflated, and
+    makes the patch (then reads it back) as soon as the edits are sent: see
+    :func:`warm_patch`."""
 
     def __init__(
         self,
@@ -1415,7 +1416,7 @@ class WarmPatch:
 def warm_patch(
     package: Package, register: Register, *, residues: bool = False, inline: bool = True
 ) -> WarmPatch | None:
-    """Hand the (plain) package a command has just read (as ``register``) to a spare, which
+    """Hand the package a command has just read ``register`` from to a spare, which
     prepares its patch (:func:`sheetreg.xlsxpatch.prepare_patch`: the Clients sheet, which
     every write of flags or erasures changes, inflated) while the edits are still being
     worked out; None when no spare waits, or for an encrypted workbook (read back from its
@@ -1435,7 +1436,7 @@ def warm_patch(
     )
     if staged is None:
         return None
-    return WarmPatch(_sha256(package.data), staged, residues, inline)
+    return WarmPatch(register.snapshot.sha256, staged, residues, inline)
 
 
 def _warm_patch_outcome(
