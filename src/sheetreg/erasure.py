@@ -1541,7 +1541,7 @@ def _attempt(
     proof = start_fidelity_check_early(data, everything)
     try:
         # The spare that makes the patch reads it back too, once it has sent it.
-        if warm is not None and warm.fits(register.snapshot.sha256, residues=False, inline=True):
+        if warm is not None and warm.fits(register.snapshot.sha256):
             aside: PatchAside | None = warm.send(data, everything)
         else:
             aside = start_patch(data, everything, residues=False, inline=True, read_back=True)

@@ -1141,7 +1141,7 @@ def _write_checked(
         try:
             # sheetreg's own text goes into the cells: no search of a table of 10^6 strings,
             # and next week's status replaces this week's without leaving an orphan string.
-            if warm is not None and read_back and warm.fits(before, **_OPTIONS):
+            if warm is not None and read_back and warm.fits(before):
                 aside = warm.send(package.plain, plan)
             else:
                 aside = start_patch(package.plain, plan, **_OPTIONS, read_back=read_back)
@@ -1151,7 +1151,7 @@ def _write_checked(
                 if reading is not None:
                     reopened = (reading, ())
             else:
-                result = patch_workbook(package.plain, plan, residues=False, inline=True)
+                result = patch_workbook(package.plain, plan, **_OPTIONS)
             if read_back and reopened is None:
                 reopened = (start_reopen_check(result.data, plan), ())
             early.send(result)
@@ -1366,8 +1366,8 @@ def _patched(
     return patch_workbook(plain, edits, residues=residues, inline=inline, package=package)
 
 
-# How the safe writer patches: sheetreg's own text inline (see _write_checked), no residue
-# search (a caller that needs one makes its own).
+# How the safe writer patches (and a warm patch, and an erasure's): sheetreg's own text
+# inline (see _write_checked), no residue search (a caller that needs one makes its own).
 _OPTIONS = {"residues": False, "inline": True}
 
 
@@ -1380,18 +1380,15 @@ class WarmPatch:
         self,
         sha256: str,
         staged: tuple[Callable[[Any], None], forking.Collector, forking.Collector],
-        residues: bool,
-        inline: bool,
     ) -> None:
         self.sha256 = sha256
         self._send, self._first, self._second = staged
-        self._options = (residues, inline)
         self._open = True
 
-    def fits(self, sha256: str, *, residues: bool, inline: bool) -> bool:
-        """Whether it can make the patch asked for: of the file with this SHA-256 (the one
-        it was given), with these options, and not sent yet."""
-        return self._open and self._options == (residues, inline) and sha256 == self.sha256
+    def fits(self, sha256: str) -> bool:
+        """Whether it can make the patch of the file with this SHA-256 (the one it was
+        given; it patches as the safe writer does), not having been sent edits yet."""
+        return self._open and sha256 == self.sha256
 
     def send(self, plain: bytes, edits: Sequence[CellEdit]) -> PatchAside:
         """The patch of ``edits``, being made (as :func:`start_patch` with ``read_back``);
@@ -1400,7 +1397,8 @@ class WarmPatch:
         keeps its result)."""
         self._open = False
         self._send(edits)
-        aside = PatchAside(self._first, (plain, edits, *self._options), self._second)
+        args = (plain, edits, _OPTIONS["residues"], _OPTIONS["inline"])
+        aside = PatchAside(self._first, args, self._second)
         del self._first, self._second, self._send
         return aside
 
@@ -1413,9 +1411,7 @@ class WarmPatch:
             self._second.discard()
 
 
-def warm_patch(
-    package: Package, register: Register, *, residues: bool = False, inline: bool = True
-) -> WarmPatch | None:
+def warm_patch(package: Package, register: Register) -> WarmPatch | None:
     """Hand the package a command has just read ``register`` from to a spare, which
     prepares its patch (:func:`sheetreg.xlsxpatch.prepare_patch`: the Clients sheet, which
     every write of flags or erasures changes, inflated) while the edits are still being
@@ -1432,11 +1428,11 @@ def warm_patch(
     sheets = [clients.name] if clients is not None else []
     box: list[Any] = []  # the edits, from the patch to its read-back in the spare
     staged = forking.on_spare_staged_fed(
-        _warm_patch_outcome, _warm_read_back, package.plain, sheets, box, (residues, inline)
+        _warm_patch_outcome, _warm_read_back, package.plain, sheets, box
     )
     if staged is None:
         return None
-    return WarmPatch(register.snapshot.sha256, staged, residues, inline)
+    return WarmPatch(register.snapshot.sha256, staged)
 
 
 def _warm_patch_outcome(
@@ -1444,10 +1440,8 @@ def _warm_patch_outcome(
     plain: bytes,
     sheets: list[str],
     box: list[Any],
-    options: tuple[bool, bool],
 ) -> PatchResult | SheetregError:
-    """The spare's side of :func:`warm_patch`: prepare, wait for the edits, patch (with
-    ``options``: residues, inline)."""
+    """The spare's side of :func:`warm_patch`: prepare, wait for the edits, patch."""
     from sheetreg.xlsxpatch import prepare_patch
 
     try:
@@ -1457,13 +1451,13 @@ def _warm_patch_outcome(
     edits = receive()
     box.append(edits)
     try:
-        return _patched(plain, edits, *options, package)
+        return _patched(plain, edits, _OPTIONS["residues"], _OPTIONS["inline"], package)
     except SheetregError as exc:
         return exc
 
 
 def _warm_read_back(
-    outcome: PatchResult | SheetregError, plain: bytes, _sheets: Any, box: list[Any], *_: Any
+    outcome: PatchResult | SheetregError, plain: bytes, _sheets: list[str], box: list[Any]
 ) -> str | None:
     return _read_back_outcome(outcome, plain, box[0])
 
