@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import re
 import shutil
+import struct
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -1877,10 +1878,10 @@ def test_parts_are_deflated_by_isal_and_read_by_zlib(register: bytes, monkeypatc
 
     from sheetreg import xlsxpatch as xp
 
-    assert xp._deflater is isal_zlib
+    assert xp._fast_zlib is isal_zlib
     edits = [CellEdit("Asiakkaat", "L2", "Tila"), CellEdit("Asiakkaat", "C9", None)]
     with_isal = patched(register, edits)
-    monkeypatch.setattr(xp, "_deflater", zlib)
+    monkeypatch.setattr(xp, "_fast_zlib", zlib)
     with_zlib = patched(register, edits)
     assert with_isal.data != with_zlib.data  # two deflaters, two streams
     with zipfile.ZipFile(io.BytesIO(with_isal.data)) as z:
@@ -1900,3 +1901,84 @@ def test_a_prepared_package_patches_as_the_package_itself(register: bytes):
     assert not package._preloaded  # each taken by its first read
     assert prepared.data == patch_workbook(register, edits, inline=True).data
     assert prepared.removed_strings == 1
+
+
+def _flip_in_member(data: bytes, name: str, *, at: int | None = None) -> bytes:
+    """``data`` with one byte of ``name``'s compressed bytes flipped (the middle, or ``at``)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        info = z.getinfo(name)
+    name_len, extra_len = struct.unpack_from("<2H", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_len + extra_len
+    pos = start + (info.compress_size // 2 if at is None else at)
+    return data[:pos] + bytes([data[pos] ^ 0x55]) + data[pos + 1 :]
+
+
+@pytest.mark.parametrize("file", sorted(p.name for p in CORPUS.iterdir()))
+def test_members_inflate_as_zipfile_reads_them(file: str):
+    """Every member of every corpus file, read whole and streamed in small pieces, is what
+    zipfile reads; deflated and stored members take ISA-L's path, not zipfile's."""
+    from sheetreg import xlsxpatch as xp
+
+    data = (CORPUS / file).read_bytes()
+    pkg = xp._Package(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for info in z.infolist():
+            want = z.read(info.filename)
+            assert pkg._inflated(info.filename) == want, info.filename
+            assert pkg.read(info.filename) == want
+            with pkg.open(info.filename) as stream:
+                assert isinstance(stream, xp._InflateStream)
+                pieces = []
+                while piece := stream.read(777):
+                    pieces.append(piece)
+            assert b"".join(pieces) == want, info.filename
+
+
+def test_a_damaged_member_is_refused_whole_or_streamed(register: bytes):
+    """A flipped byte in a deflated member, or a CRC-32 that does not match, is the
+    package's error naming the member, read whole or as a stream."""
+    from sheetreg import xlsxpatch as xp
+
+    part = "xl/worksheets/sheet1.xml"
+    flipped = _flip_in_member(register, part)
+    with zipfile.ZipFile(io.BytesIO(register)) as z:
+        info = z.getinfo(part)
+        pos = z.start_dir  # the central directory: find the member's record
+        while struct.unpack_from("<L", register, pos + 42)[0] != info.header_offset:
+            pos += 46 + sum(struct.unpack_from("<3H", register, pos + 28))
+    bad_crc = bytearray(register)  # its CRC-32 wrong in the local header and the directory
+    struct.pack_into("<L", bad_crc, info.header_offset + 14, info.CRC ^ 1)
+    struct.pack_into("<L", bad_crc, pos + 16, info.CRC ^ 1)
+    refused = r"sheet1\.xml: the package member cannot be read"
+    for damaged in (flipped, bytes(bad_crc)):
+        pkg = xp._Package(damaged, FidelityError)
+        assert pkg._inflated(part) is None
+        with pytest.raises(FidelityError, match=refused):
+            pkg.read(part)
+        with pytest.raises(FidelityError, match=refused), pkg.open(part) as stream:
+            while stream.read(1 << 12):
+                pass
+
+
+def test_a_member_whose_local_header_names_another_is_left_to_zipfile(register: bytes):
+    """The local header must name the member as the central directory does; when it does
+    not, zipfile reads the member (and refuses it)."""
+    from sheetreg import xlsxpatch as xp
+
+    part = "xl/worksheets/sheet1.xml"
+    with zipfile.ZipFile(io.BytesIO(register)) as z:
+        info = z.getinfo(part)
+    renamed = bytearray(register)
+    name_at = info.header_offset + 30 + part.index("sheet1")
+    renamed[name_at : name_at + 6] = b"sheetX"
+    pkg = xp._Package(bytes(renamed))
+    assert pkg._plain_body(part) is None
+    with pytest.raises(PatchError, match="cannot be read"):
+        pkg.read(part)
+    with pytest.raises(PatchError, match="cannot be read"):
+        pkg.open(part)
+    other = "xl/worksheets/sheet2.xml"  # zipfile's stream, for a member it cannot delimit
+    pkg._ends = {}
+    with pkg.open(other) as stream:
+        assert isinstance(stream, xp._MemberStream)
+        assert stream.read() == members(register)[other]

@@ -260,19 +260,21 @@ def _formula_cells_by_sheet(
     the GIL while it inflates), or else in a forked child. The XML is read in chunks, so a
     100,000-row sheet never sits in memory whole a second time.
     """
+    from sheetreg.xlsxpatch import open_package
+
     found: dict[str, list[tuple[int, int]]] = {}
     chunk = 4 << 20
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for name, part in parts.items():
-            with zf.open(part) as fh:
-                tail = b""
-                while block := fh.read(chunk):
-                    window = tail + block
-                    if _has_formula(window):
-                        # Rare: a formula in a data sheet. Locate them all in the whole part.
-                        found[name] = _formula_refs(zf.read(part))
-                        break
-                    tail = window[-64:]
+    package = open_package(data)
+    for name, part in parts.items():
+        with package.open(part) as fh:
+            tail = b""
+            while block := fh.read(chunk):
+                window = tail + block
+                if _has_formula(window):
+                    # Rare: a formula in a data sheet. Locate them all in the whole part.
+                    found[name] = _formula_refs(package.read(part))
+                    break
+                tail = window[-64:]
     return found
 
 
