@@ -552,3 +552,31 @@ def test_validation_scans_for_formula_cells_beside_the_statuses(tmp_path, monkey
     assert not again.written
     found = [(f.code, f.sheet, f.cell) for f in again.validation.findings]
     assert ("formula-in-data", "Asiakkaat", "G2") in found
+
+
+def test_a_report_section_escapes_every_cell_as_one_at_a_time_would():
+    """The page's tables are escaped all at once: the same HTML as escaping each cell, for
+    markup, quotes, numbers, None, css-class cells and a text holding a NUL."""
+    import html as html_lib
+
+    from sheetreg.report import _WORDS, _section
+
+    def one_at_a_time(rows: list[list[object]]) -> list[str]:
+        out = []
+        for row in rows:
+            cells = []
+            for c in row:
+                cls, value = c if isinstance(c, tuple) else (None, c)
+                text = html_lib.escape("" if value is None else str(value))
+                cells.append(f'<td class="{cls}">{text}</td>' if cls else f"<td>{text}</td>")
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        return out
+
+    w = _WORDS["fi"]
+    plain = [["A1", "<b>&\"'", 3, None], ["A2", "ok", 4.5, "x"]]
+    classes = [["E-1", ("ok", "tarkistettu <ok>")], ["E-2", ("fail", None)], []]
+    nul = [["a\0b", "<c>"], ["d", "e\0"]]
+    for rows in (plain, classes, nul):
+        got = _section("s", "Otsikko", ["h1", "h2"], rows, w)
+        body = got[got.index("</tr></thead><tbody>") + 1 : -1]
+        assert body == one_at_a_time(rows), rows

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import html
 import itertools
 import json
@@ -763,6 +764,7 @@ def _e(text: Any) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
+@functools.lru_cache(maxsize=4096)  # a page has tens of thousands of dates, few distinct
 def _day(iso: str | None) -> str:
     """d.m.yyyy, as the workbook writes dates."""
     if not iso:
@@ -788,16 +790,34 @@ def _section(
         return out
     out.append("<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers))
     out.append("</tr></thead><tbody>")
+    # A cell is text, or (css class, text). Escaped all at once, each row joined once.
+    flat = [cell for row in rows for cell in row]
+    if any(isinstance(c, tuple) for c in flat):
+        opens = [f'<td class="{c[0]}">' if isinstance(c, tuple) else "<td>" for c in flat]
+        texts = _escape_all([c[1] if isinstance(c, tuple) else c for c in flat])
+        cells = [o + t for o, t in zip(opens, texts, strict=True)]
+        glue, first = "</td>", "<tr>"
+    else:
+        cells, glue, first = _escape_all(flat), "</td><td>", "<tr><td>"
+    k = 0
     for row in rows:
-        cells = []
-        for cell in row:
-            if isinstance(cell, tuple):  # (css class, text)
-                cells.append(f'<td class="{cell[0]}">{_e(cell[1])}</td>')
-            else:
-                cells.append(f"<td>{_e(cell)}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
+        n = len(row)
+        out.append(first + glue.join(cells[k : k + n]) + "</td></tr>" if n else "<tr></tr>")
+        k += n
     out.append("</tbody></table></section>")
     return out
+
+
+def _escape_all(texts: list[Any]) -> list[str]:
+    """:func:`_e` of each text, escaped in one pass: a call of html.escape per cell cost most
+    of the page's time (150,000 cells at 100,000 clients). NUL, which no cell's text can
+    hold (XML does not allow it), joins them; a text that holds one after all is escaped
+    by itself."""
+    raw = ["" if t is None else str(t) for t in texts]
+    joined = "\0".join(raw)
+    if joined.count("\0") != max(len(raw) - 1, 0):
+        return [html.escape(t, quote=True) for t in raw]
+    return html.escape(joined, quote=True).split("\0") if raw else []
 
 
 def _findings_section(groups: Sequence[Mapping[str, Any]], w: Mapping[str, str]) -> list[str]:
