@@ -807,3 +807,39 @@ def test_a_warm_patch_makes_the_write_or_is_let_go(reg, monkeypatch):
         assert not write_cells(reg, {}, expected=now, warm=warm).written
     assert cell(reg, "Asiakkaat", "S2") == "joku muu"
     assert not zombies() and not forking._PARENT_ONLY
+
+
+def test_a_warm_patch_finds_the_rows_ahead_on_a_first_run_only(
+    register_path, tmp_path, monkeypatch
+):
+    """On a first run (no privacy statuses written yet) the warm patch's spare finds where
+    the Clients rows are while the statuses are worked out; next week it does not."""
+    from sheetreg import forking, xlsxpatch
+    from sheetreg.workbook import _statuses_mostly_unwritten, load_package, warm_patch
+
+    reg = register_path(clients=[client(client_id=f"A{1000 + i}") for i in range(4)])
+    seen = tmp_path / "rows.txt"
+    real = xlsxpatch.prepare_patch
+
+    def spy(data: bytes, sheets: list[str], *, rows: bool = False) -> object:
+        with seen.open("a", encoding="utf-8") as fh:
+            fh.write(f"{rows}\n")
+        return real(data, sheets, rows=rows)
+
+    monkeypatch.setattr(xlsxpatch, "prepare_patch", spy)
+    with forking.spares(4):
+        register = read_register(reg)
+        assert _statuses_mostly_unwritten(register.table("clients"))
+        warm = warm_patch(load_package(reg), register)
+        statuses = {f"Asiakkaat!S{r}": "Aktiivinen" for r in (2, 3, 4, 5)}
+        assert write_cells(reg, statuses, expected=register.snapshot, warm=warm).written
+        register = read_register(reg)
+        assert not _statuses_mostly_unwritten(register.table("clients"))
+        warm = warm_patch(load_package(reg), register)
+        edit = {"Asiakkaat!S2": "Päättynyt"}
+        assert write_cells(reg, edit, expected=register.snapshot, warm=warm).written
+    assert seen.read_text(encoding="utf-8").split() == ["True", "False"]
+    assert (
+        cell(reg, "Asiakkaat", "S2") == "Päättynyt" and cell(reg, "Asiakkaat", "S5") == "Aktiivinen"
+    )
+    assert not zombies()

@@ -1982,3 +1982,75 @@ def test_a_member_whose_local_header_names_another_is_left_to_zipfile(register: 
     with pkg.open(other) as stream:
         assert isinstance(stream, xp._MemberStream)
         assert stream.read() == members(register)[other]
+
+
+def test_rows_found_ahead_patch_as_the_walk_does(register: bytes, monkeypatch):
+    """prepare_patch(rows=True) finds where the rows are while the edits are being made; a
+    status on every row is then appended from there, and the patch is the same, byte for
+    byte, with cells that need the general path (an overwrite, a cell left of the last
+    one, a row that exists only for its height, a new row) among them."""
+    from sheetreg import xlsxpatch as xp
+
+    edits = [CellEdit("Asiakkaat", f"L{r}", f"Tila {r % 3}") for r in range(1, 202)]
+    edits += [
+        CellEdit("Asiakkaat", "C9", None),  # an overwrite
+        CellEdit("Asiakkaat", "B12", "Uusi"),  # left of the row's last cell
+        CellEdit("Asiakkaat", "L203", "korkea rivi"),  # <row r="203" ... /> (height only)
+        CellEdit("Asiakkaat", "L250", "uusi rivi"),  # past the last row
+    ]
+    plain = patch_workbook(register, edits, inline=True)
+    package = xp.prepare_patch(register, ["asiakkaat"], rows=True)
+    index = package.row_index("xl/worksheets/sheet1.xml", package._preloaded[_CLIENTS_PART])
+    assert index is not None and set(range(1, 202)) <= set(index) and 203 in index
+    calls = []
+    real_last_col = xp._last_col
+    monkeypatch.setattr(xp, "_last_col", lambda *a: calls.append(a) or real_last_col(*a))
+    prepared = patch_workbook(register, edits, inline=True, package=package)
+    assert prepared.data == plain.data
+    ahead = len(calls)
+    calls.clear()
+    patch_workbook(register, edits, inline=True)
+    assert ahead < 10 < 200 < len(calls)  # the rows found ahead are not looked at again
+    verify_patch(register, prepared, edits)
+    # Without rows=True nothing is found ahead; with other bytes the index is not used.
+    assert xp.prepare_patch(register, ["asiakkaat"])._row_indexes == {}
+    assert package.row_index("xl/worksheets/sheet1.xml", bytes(10)) is None
+
+
+_CLIENTS_PART = "xl/worksheets/sheet1.xml"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # duplicate row numbers, a leading zero, r not first, rows out of order
+        '<row r="1"><c r="A1"><v>1</v></c></row><row r="2"><c r="A2"><v>2</v></c></row>'
+        '<row r="2"><c r="A2"><v>3</v></c></row><row r="3"><c r="A3"><v>4</v></c></row>',
+        '<row r="1"><c r="A1"><v>1</v></c></row><row r="02"><c r="A2"><v>2</v></c></row>'
+        '<row r="3"><c r="A3"><v>4</v></c></row>',
+        '<row r="1"><c r="A1"><v>1</v></c></row><row spans="1:1" r="2"><c r="A2"><v>2</v></c>'
+        '</row><row r="3"><c r="A3"><v>4</v></c></row>',
+        '<row r="1"><c r="A1"><v>1</v></c></row><row r="3"><c r="A3"><v>4</v></c></row>'
+        '<row r="2"><c r="A2"><v>2</v></c></row>',
+        '<row r="1"><c r="A1"><v>1</v></c></row><row r="2"><c><v>2</v></c></row>'
+        '<row r="3"><c r="A3"><v>4</v></c><c><v>5</v></c></row>',
+    ],
+    ids=["duplicate", "leading-zero", "r-not-first", "out-of-order", "cells-without-r"],
+)
+def test_rows_found_ahead_patch_odd_sheets_as_the_walk_does(body: str):
+    """Rows as other writers leave them: with the rows found ahead, the same bytes, or the
+    same refusal, as without."""
+    from sheetreg import xlsxpatch as xp
+
+    data = handmade({"S": f"<sheetData>{body}</sheetData>"})
+    edits = [CellEdit("S", f"B{r}", f"tila {r}") for r in (1, 2, 3)]
+    try:
+        want: object = patch_workbook(data, edits, inline=True).data
+    except PatchError as exc:
+        want = str(exc)
+    package = xp.prepare_patch(data, ["S"], rows=True)
+    try:
+        got: object = patch_workbook(data, edits, inline=True, package=package).data
+    except PatchError as exc:
+        got = str(exc)
+    assert got == want

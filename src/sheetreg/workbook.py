@@ -1428,26 +1428,41 @@ def warm_patch(package: Package, register: Register) -> WarmPatch | None:
         return None
     clients = register.table(CLIENTS.key)
     sheets = [clients.name] if clients is not None else []
+    rows = clients is not None and _statuses_mostly_unwritten(clients)
     box: list[Any] = []  # the edits, from the patch to its read-back in the spare
     staged = forking.on_spare_staged_fed(
-        _warm_patch_outcome, _warm_read_back, package.plain, sheets, box
+        _warm_patch_outcome, _warm_read_back, package.plain, sheets, rows, box
     )
     if staged is None:
         return None
     return WarmPatch(register.snapshot.sha256, staged)
 
 
+def _statuses_mostly_unwritten(clients: Table) -> bool:
+    """Whether most Clients rows have no privacy status yet (a first run): then the patch
+    will write one on nearly every row, and the spare finds where the rows are while the
+    statuses are worked out. Next week's few changed statuses do without (at 100,000 rows
+    the search would take the CPU the validation beside them needs)."""
+    if not clients.rows:
+        return False
+    if not clients.has("privacy_status"):
+        return True
+    blank = sum(1 for v in clients.column_values("privacy_status") if values.is_empty(v))
+    return blank * 2 > len(clients.rows)
+
+
 def _warm_patch_outcome(
     receive: Callable[[], Any],
     plain: bytes,
     sheets: list[str],
+    rows: bool,
     box: list[Any],
 ) -> PatchResult | SheetregError:
     """The spare's side of :func:`warm_patch`: prepare, wait for the edits, patch."""
     from sheetreg.xlsxpatch import prepare_patch
 
     try:
-        package = prepare_patch(plain, sheets)
+        package = prepare_patch(plain, sheets, rows=rows)
     except Exception:
         package = None  # the patch meets the same and says what it is
     edits = receive()
@@ -1459,7 +1474,11 @@ def _warm_patch_outcome(
 
 
 def _warm_read_back(
-    outcome: PatchResult | SheetregError, plain: bytes, _sheets: list[str], box: list[Any]
+    outcome: PatchResult | SheetregError,
+    plain: bytes,
+    _sheets: list[str],
+    _rows: bool,
+    box: list[Any],
 ) -> str | None:
     return _read_back_outcome(outcome, plain, box[0])
 

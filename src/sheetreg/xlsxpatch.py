@@ -405,6 +405,8 @@ class _Package:
         self._by_fold = {n.casefold(): n for n in self.names}
         self._ends: dict[int, int] | None = None  # member start -> where its bytes end
         self._preloaded: dict[str, bytes] = {}  # see preload
+        # Part -> (its bytes, where each row is): see index_rows.
+        self._row_indexes: dict[str, tuple[bytes, _RowIndex]] = {}
 
     def has(self, name: str) -> bool:
         return name.casefold() in self._by_fold
@@ -524,6 +526,25 @@ class _Package:
             real = self.real_name(name)
             if real is not None and real not in self._preloaded:
                 self._preloaded[real] = self.read(real)
+
+    def index_rows(self, names: Iterable[str]) -> None:
+        """Find where each row of these (preloaded) worksheet parts is (:func:`_index_rows`),
+        for the patch to take from there: done while the edits are still being worked out,
+        it is the part of the patch's row walk that needs no edit."""
+        for name in names:
+            real = self.real_name(name)
+            data = self._preloaded.get(real) if real is not None else None
+            if data is not None:
+                index = _index_rows(data)
+                if index is not None:
+                    self._row_indexes[real] = (data, index)
+
+    def row_index(self, name: str, data: bytes) -> _RowIndex | None:
+        """The rows of part ``name`` found by :meth:`index_rows`, if ``data`` is the very
+        bytes they were found in."""
+        real = self.real_name(name)
+        found = self._row_indexes.get(real) if real is not None else None
+        return found[1] if found is not None and found[0] is data else None
 
     def read(self, name: str) -> bytes:
         real = self.real_name(name)
@@ -1404,8 +1425,26 @@ class _Patcher:
         # Rows written with r first (every writer does) are found with bytes.find; the
         # first row that is not found (new, or r not first) hands over to the regex walk.
         row_key = b"<" + rx.prefix + b'row r="'
+        # Rows found beforehand (prepare_patch), while the edits were being worked out.
+        index = self.pkg.row_index(part, data) or {}
         while i < todo:
             rnum = pending[i]
+            row = index.get(rnum)
+            if row is not None and row.at >= pos and row.close >= 0:
+                out += view[pos : row.at]
+                span = (row.tag_end, row.close)
+                appended = self._append_cells(
+                    sheet, row.attrs, data, span, by_row[rnum], last_col=row.last_col
+                )
+                if appended is not None:
+                    out += appended[0]
+                    out += view[row.tag_end : row.close]
+                    out += appended[1]
+                    pos = row.close + len(rx.row_close)
+                    prev = rnum
+                    i += 1
+                    continue
+                pos = row.at  # the general path below takes the row
             at = data.find(row_key + str(rnum).encode() + b'"', pos, body_end)
             m = rx.row_start.match(data, at) if at >= 0 else None
             if m is None:
@@ -1596,17 +1635,20 @@ class _Patcher:
         data: bytes,
         span: tuple[int, int],
         plans: list[_CellPlan],
+        *,
+        last_col: int | bool | None = False,
     ) -> tuple[bytes, bytes] | None:
         """The common case, fast: only new cells, all right of the row's last cell.
 
         The row's content is ``data[span[0]:span[1]]``; what goes before it (the start tag) and
         after it (the new cells and the end tag) is returned. Only the last cell is looked at;
         it must carry ``r`` (first, as every writer puts it). None when the general path is
-        needed.
+        needed. ``last_col`` is :func:`_last_col` of the row when already found.
         """
         rx = sheet.rx
         first = plans[0].col
-        last_col = _last_col(rx, data, *span)
+        if last_col is False:
+            last_col = _last_col(rx, data, *span)
         if last_col is None or last_col >= first:
             return None
         cells = []
@@ -1873,6 +1915,56 @@ def _grow_table(data: bytes, grown_rows: dict[int, set[int]]) -> bytes | None:
 
 
 # --- shared-string references ----------------------------------------------------------------
+
+
+class _IndexedRow(NamedTuple):
+    """A row as :func:`_index_rows` found it: ``<row`` at ``at``, its start tag ending at
+    ``tag_end``, its content ending at ``close`` (its ``</row>``; -1 for ``<row .../>``),
+    its last cell's column (:func:`_last_col`) and its start tag's attributes."""
+
+    at: int
+    tag_end: int
+    close: int
+    last_col: int | None
+    attrs: bytes
+
+
+_RowIndex = dict[int, _IndexedRow]
+
+
+def _index_rows(data: bytes) -> _RowIndex | None:
+    """Where each row of the worksheet ``data`` is, by row number, as the patch's row walk
+    would find it (the first row of each number); up to the first row not written as every
+    writer does (``r`` first), after which the walk finds rows as it goes. None when the
+    part is not a worksheet the patch could walk."""
+    rx = _sheet_rx(_prefix_of(data))
+    try:
+        sd, start, end = _sheet_body(data, rx, "", PatchError)
+    except PatchError:
+        return None
+    rows: _RowIndex = {}
+    if sd[1]:
+        return rows
+    row_key = b"<" + rx.prefix + b'row r="'
+    skip = len(row_key)
+    find, match, row_close = data.find, rx.row_start.match, rx.row_close
+    pos = start
+    while (at := find(row_key, pos, end)) >= 0:
+        m = match(data, at)
+        quote = data.find(b'"', at + skip, end)
+        digits = data[at + skip : quote] if quote >= 0 else b""
+        if m is None or not digits.isdigit() or digits[:1] == b"0":
+            break  # not as the walk's search finds a row number: it finds the rest itself
+        if m[2]:  # <row .../>
+            entry = _IndexedRow(at, m.end(), -1, 0, m[1])
+        else:
+            close = find(row_close, m.end(), end)
+            if close < 0:
+                break
+            entry = _IndexedRow(at, m.end(), close, _last_col(rx, data, m.end(), close), m[1])
+        rows.setdefault(int(digits), entry)
+        pos = entry.tag_end if entry.close < 0 else entry.close
+    return rows
 
 
 def _last_col(rx: _SheetRx, content: bytes, start: int = 0, end: int | None = None) -> int | None:
@@ -2455,13 +2547,17 @@ def _iter_rows(
             yield span.rnum, data[span.tag_end : close]
 
 
-def prepare_patch(data: bytes, sheets: Iterable[str]) -> _Package:
+def prepare_patch(data: bytes, sheets: Iterable[str], *, rows: bool = False) -> _Package:
     """The package ``data`` ready for :func:`patch_workbook` (its ``package``): read, and the
     parts of the named sheets (those the edits still being made will surely change, the
-    Clients sheet) inflated, so that the patch then has that done already."""
+    Clients sheet) inflated, so that the patch then has that done already; with ``rows``
+    (when the edits will touch most rows) their rows found too (:func:`_index_rows`)."""
     pkg = _Package(data)
     wb = _load_workbook(pkg)
-    pkg.preload(wb.find_sheet(name, PatchError).part for name in sheets)
+    parts = [wb.find_sheet(name, PatchError).part for name in sheets]
+    pkg.preload(parts)
+    if rows:
+        pkg.index_rows(parts)
     return pkg
 
 
