@@ -843,3 +843,28 @@ def test_a_warm_patch_finds_the_rows_ahead_on_a_first_run_only(
         cell(reg, "Asiakkaat", "S2") == "Päättynyt" and cell(reg, "Asiakkaat", "S5") == "Aktiivinen"
     )
     assert not zombies()
+
+
+def test_reopen_check_of_one_column_reads_it_as_a_list(register_path):
+    """Edits all in one column (a status on every row) are read back from that column alone:
+    each value at its row, a wrong one, one in the wrong row or one past the last row fails,
+    and an emptied cell or a row the sheet lacks reads as empty."""
+    from sheetreg.errors import FidelityError
+    from sheetreg.workbook import _reopen_check
+    from sheetreg.xlsxpatch import CellEdit
+
+    path = register_path(clients=[client(client_id=f"A{1000 + n}") for n in range(6)])
+    statuses = {f"Asiakkaat!S{r}": f"tila {r}" for r in range(2, 8)}
+    assert write_cells(path, {**statuses, "Asiakkaat!S4": 4.5}).written
+    good = [CellEdit("Asiakkaat", f"S{r}", f"tila {r}") for r in (2, 3, 5, 6, 7)]
+    _reopen_check(
+        path, [*good, CellEdit("Asiakkaat", "S4", 4.5), CellEdit("Asiakkaat", "S90", None)]
+    )
+    for wrong in (
+        CellEdit("Asiakkaat", "S3", "tila 2"),
+        CellEdit("Asiakkaat", "S4", 4),
+        CellEdit("Asiakkaat", "S8", "tila 8"),
+        CellEdit("Asiakkaat", "S90", "x"),
+    ):
+        with pytest.raises(FidelityError, match=f"Asiakkaat!{wrong.cell} does not read back"):
+            _reopen_check(path, [*good, wrong])

@@ -2054,3 +2054,23 @@ def test_rows_found_ahead_patch_odd_sheets_as_the_walk_does(body: str):
     except PatchError as exc:
         got = str(exc)
     assert got == want
+
+
+def test_excerpt_package_cuts_only_sheets_with_few_edited_rows(register: bytes, monkeypatch):
+    """A sheet with few edited rows is cut to them; one with a status on most rows, or with
+    an edit that names no cell, is left whole (the package itself when nothing is cut)."""
+    from sheetreg import xlsxpatch as xp
+
+    monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 0)
+    part = "xl/worksheets/sheet1.xml"
+    few = [CellEdit("asiakkaat", "L5", "x"), CellEdit("Asiakkaat", "M5", 1)]
+    cut = members(xp.excerpt_package(register, few))[part]
+    assert cut.count(b"<row ") == 1 and b'<row r="5"' in cut
+    dense = [CellEdit("Asiakkaat", f"L{r}", "x") for r in range(2, 180)]
+    assert xp.excerpt_package(register, dense) is register
+    # Many cells in a few rows: still cut (rows, not cells, count).
+    wide = [
+        CellEdit("Asiakkaat", f"{col_letter(c)}{r}", "x") for r in (7, 8) for c in range(1, 100)
+    ]
+    assert members(xp.excerpt_package(register, wide))[part].count(b"<row ") == 2
+    assert xp.excerpt_package(register, [*few, CellEdit("Asiakkaat", "Tila", "x")]) is register

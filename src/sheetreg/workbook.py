@@ -903,9 +903,27 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
             # whole (on a first run every row has its status written). Whether the rows count
             # from the sheet's first row or from its first used row is told by their number,
             # so the cells of both candidates are kept until the end.
-            cols_of = {r: {c for c, _ in cells} for r, cells in wanted.items()}
             kept: dict[int, Any] = {}
             n = 0
+            if len(columns) == 1 and not r0:
+                # One column (a status on every row), rows counted from the first: its values
+                # in a list, as the rows go by.
+                (c,) = columns.values()
+                column = [row[c] if 0 <= c < len(row) else "" for row in sheet.iter_rows()]
+                n = len(column)
+                for r, cells in wanted.items():
+                    got = column[r] if 0 <= r < n else ""
+                    for _c, edit in cells:
+                        want = edit.value
+                        if got == want and want.__class__ is str:
+                            continue
+                        if not _same_value(got, want):
+                            raise FidelityError(
+                                f"reopen check: {name}!{edit.cell.upper()} does not read back "
+                                "as written; the original was left in place."
+                            )
+                continue
+            cols_of = {r: {c for c, _ in cells} for r, cells in wanted.items()}
             for n, row in enumerate(sheet.iter_rows(), 1):
                 here = cols_of.get(n - 1)
                 there = cols_of.get(n - 1 + r0) if r0 else None

@@ -220,6 +220,9 @@ def _ref(row: int, col: int) -> str:
     return f"{_COLS[col]}{row}"
 
 
+_REF_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
 def _parse_ref(cell: str) -> tuple[int, int] | None:
     """(row, col) of an A1-style reference (any case, no $); None when it is not one."""
     letters = cell.rstrip("0123456789")
@@ -2432,23 +2435,23 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
     edited rows as written, not the 10^5 rows the fidelity check proves unchanged byte for
     byte. Raises PatchError when a member cannot be read (its CRC-32 is checked).
     """
-    wanted: dict[str, set[int]] = {}
-    whole: set[str] = set()
+    # The edited cells by sheet; their rows are parsed only for a sheet that may be cut
+    # (not for a status on every row of one: 10^5 references).
+    by_sheet: dict[str, list[Any]] = {}
     for edit in edits:
-        name = edit.sheet.casefold()
-        pos = _parse_ref(edit.cell) if isinstance(edit.cell, str) else None
-        if pos is None:
-            whole.add(name)
-        else:
-            wanted.setdefault(name, set()).add(pos[0])
-    for name in whole:
-        wanted.pop(name, None)
+        cells = by_sheet.get(edit.sheet)
+        if cells is None:
+            cells = by_sheet[edit.sheet] = []
+        cells.append(edit.cell)
+    by_name: dict[str, list[Any]] = {}
+    for name, cells in by_sheet.items():
+        by_name.setdefault(name.casefold(), []).extend(cells)
     pkg = _Package(data)
     new_parts: dict[str, bytes | bytearray] = {}
     for sheet in _load_workbook(pkg).sheets:
-        rows = wanted.get(sheet.name.casefold())
+        edited = by_name.get(sheet.name.casefold())
         real = pkg.real_name(sheet.part) if sheet.part else None
-        if rows is None or real is None or sheet.kind not in _CELL_SHEET_TYPES:
+        if edited is None or real is None or sheet.kind not in _CELL_SHEET_TYPES:
             continue
         if pkg.zip.getinfo(real).file_size < EXCERPT_MIN_BYTES:
             continue
@@ -2458,11 +2461,25 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
             head = stream.read(1 << 14)
         dim = _sheet_rx(_prefix_of(head)).dimension.search(head)
         span = _parse_range(dim[1].decode("ascii", "replace")) if dim else None
-        if span is not None and len(rows) * 4 > span[2] - span[0] + 1:
-            continue
-        excerpt = sheet_excerpt(pkg.read(real), rows)
-        if excerpt is not None:
-            new_parts[real] = excerpt
+        height = span[2] - span[0] + 1 if span is not None else None
+        if height is not None and len(edited) * 4 > height:
+            # As many rows as distinct digits after the letters, or fewer (a reference that
+            # is not one leaves the sheet whole anyway).
+            digits = {c.lstrip(_REF_LETTERS) for c in edited if isinstance(c, str)}
+            if len(digits) * 4 > height:
+                continue
+        rows: set[int] = set()
+        for cell in edited:
+            pos = _parse_ref(cell) if isinstance(cell, str) else None
+            if pos is None:
+                break  # not a cell: the sheet is read whole (its check names the reference)
+            rows.add(pos[0])
+        else:
+            if height is not None and len(rows) * 4 > height:
+                continue
+            excerpt = sheet_excerpt(pkg.read(real), rows)
+            if excerpt is not None:
+                new_parts[real] = excerpt
     return _write_package(pkg, new_parts, set()) if new_parts else data
 
 
