@@ -13,6 +13,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 import python_calamine as pc
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sheetreg
 from sheetreg.errors import WriteRefused
@@ -868,3 +870,26 @@ def test_reopen_check_of_one_column_reads_it_as_a_list(register_path):
     ):
         with pytest.raises(FidelityError, match=f"Asiakkaat!{wrong.cell} does not read back"):
             _reopen_check(path, [*good, wrong])
+
+
+def _has_formula_by_find(xml: bytes) -> bool:
+    """The formula test as it was first written: each "<f" and ":f", then what follows."""
+    for tag in (b"<f", b":f"):
+        pos = xml.find(tag)
+        while pos >= 0:
+            if xml[pos + 2 : pos + 3] in (b">", b" ", b"/", b"\t", b"\n", b"\r"):
+                return True
+            pos = xml.find(tag, pos + 2)
+    return False
+
+
+@given(
+    st.binary(max_size=40)
+    | st.lists(st.sampled_from(list(b"<:fx >/\t\n\r\x0bv")), max_size=40).map(bytes)
+)
+def test_the_formula_test_finds_what_a_search_for_each_tag_finds(xml: bytes):
+    """The scan for formula cells starts from an "f" and looks back: the same answer as a
+    search for "<f" and ":f" and a look ahead."""
+    from sheetreg.workbook import _has_formula
+
+    assert _has_formula(xml) == _has_formula_by_find(xml)
