@@ -580,3 +580,36 @@ def test_a_report_section_escapes_every_cell_as_one_at_a_time_would():
         got = _section("s", "Otsikko", ["h1", "h2"], rows, w)
         body = got[got.index("</tr></thead><tbody>") + 1 : -1]
         assert body == one_at_a_time(rows), rows
+
+
+def test_the_report_about_clients_is_made_ahead_and_written_the_same(tmp_path, monkeypatch):
+    """The run renders the report's client sections (and their JSON) while validation still
+    runs: the files are what rendering the whole report at the end gives, byte for byte;
+    made from other sections, the parts made ahead are not used."""
+    import sheetreg.report as report
+
+    used: list[bool] = []
+    real_json = report.report_json
+
+    def spy(data: dict[str, Any], ahead: Any = None) -> str:
+        used.append(ahead is not None)
+        return real_json(data, ahead)
+
+    monkeypatch.setattr(report, "report_json", spy)
+    path = make_register(tmp_path)
+    result = run_weekly(path, TODAY, log_dir=tmp_path / "log")
+    assert used == [True]
+    data = result.report
+    assert data["awaiting_approval"] and data["holds"]
+    assert (
+        result.files["json"].read_text(encoding="utf-8")
+        == json.dumps(data, ensure_ascii=False) + "\n"
+    )
+    assert result.files["html"].read_text(encoding="utf-8") == report.render_html(data)
+    ahead = report.render_ahead({k: data[k] for k in data}, data["lang"])
+    assert (
+        ahead.fits(data) and real_json(data, ahead) == json.dumps(data, ensure_ascii=False) + "\n"
+    )
+    other = report.render_ahead({**data, "holds": []}, data["lang"])
+    assert not other.fits(data)
+    assert real_json(data, other) == json.dumps(data, ensure_ascii=False) + "\n"

@@ -27,6 +27,7 @@ import html
 import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -581,16 +582,65 @@ def report_paths(folder: Path, today: dt.date) -> dict[str, Path]:
         number += 1
 
 
-def write_report(data: Mapping[str, Any], folder: Path, today: dt.date) -> dict[str, Path]:
-    """Write this run's report pair, each file atomically."""
+# The client sections' keys in the report's data: the long lists, and what their part of
+# the page also shows.
+_CLIENT_KEYS = ("chart", "newly_ended", "awaiting_approval", "approve_column", "holds")
+_CLIENT_LISTS = ("newly_ended", "awaiting_approval", "holds")
+
+
+@dataclass
+class ReportAhead:
+    """The report files' parts that :func:`client_sections` gives, made before the rest of
+    the report is known (see :func:`render_ahead`)."""
+
+    sections: Mapping[str, Any]  # what they were made from
+    html: dict[str, list[str]]
+    json: dict[str, str]
+
+    def fits(self, data: Mapping[str, Any]) -> bool:
+        """Whether ``data`` holds the very sections these were made from."""
+        keys = (*_CLIENT_KEYS, "accounting_retention")
+        return all(k in data and data[k] is self.sections[k] for k in keys)
+
+
+def render_ahead(sections: Mapping[str, Any], lang: str) -> ReportAhead:
+    """The page's sections about clients and the JSON of their long lists (25,000 rows at
+    100,000 clients), from :func:`client_sections`: the weekly run makes them while
+    validation, which the rest of the report needs, is still running beside it."""
+    return ReportAhead(
+        sections,
+        client_sections_html(sections, lang),
+        {key: json.dumps(sections[key], ensure_ascii=False) for key in _CLIENT_LISTS},
+    )
+
+
+def report_json(data: Mapping[str, Any], ahead: ReportAhead | None = None) -> str:
+    """The report's JSON file: ``json.dumps`` of ``data``, on one line. The lists ``ahead``
+    already has in JSON are put in where markers stood (json's output for a mapping is its
+    values' own output in turn, so the text is the same)."""
+    if ahead is None or not ahead.fits(data):
+        # Without indentation: json's C encoder then writes it.
+        return json.dumps(data, ensure_ascii=False) + "\n"
+    marks = {key: f"\0sheetreg:{key}\0" for key in _CLIENT_LISTS}
+    text = json.dumps({k: marks.get(k, v) for k, v in data.items()}, ensure_ascii=False)
+    for key, mark in marks.items():  # no cell's text holds a NUL: each marker is once there
+        text = text.replace(json.dumps(mark), ahead.json[key], 1)
+    return text + "\n"
+
+
+def write_report(
+    data: Mapping[str, Any], folder: Path, today: dt.date, ahead: ReportAhead | None = None
+) -> dict[str, Path]:
+    """Write this run's report pair, each file atomically; ``ahead`` is
+    :func:`render_ahead` of the client sections in ``data``, when made beforehand."""
     from sheetreg.workbook import _write_new_file
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = report_paths(folder, today)
+    fits = ahead is not None and ahead.fits(data)
     texts = {
-        # Without indentation: json's C encoder then writes it (25,000 rows at 100,000 clients).
-        "json": json.dumps(data, ensure_ascii=False) + "\n",
-        "html": render_html(data),
+        "json": report_json(data, ahead if fits else None),
+        "html": render_html(data, ahead.html if ahead is not None and fits else None),
     }
     for kind, path in paths.items():
         tmp = _write_new_file(folder, f".{path.name}.", ".tmp", texts[kind].encode("utf-8"))
@@ -624,12 +674,71 @@ footer{margin-top:2rem;color:#666;font-size:.85rem}
 """
 
 
-def render_html(data: Mapping[str, Any]) -> str:
-    """The report page: self-contained HTML5 in the report's language."""
+def client_sections_html(sections: Mapping[str, Any], lang: str) -> dict[str, list[str]]:
+    """The page's sections about clients (chart, newly ended, awaiting approval, holds),
+    from :func:`client_sections` (or the report's data, which holds them): the weekly run
+    renders them while validation still runs, as they need nothing of it."""
+    w = _WORDS[lang]
+    out: dict[str, list[str]] = {"chart": _chart_section(sections["chart"], w)}
+    out["newly-ended"] = _section(
+        "newly-ended",
+        w["newly_ended"],
+        [w["client"], w["ended"], w["erasure_due"], w["next"]],
+        [
+            [r["client_id"], _day(r["end"]), _day(r["erasure_due"]), r["next_text"]]
+            for r in sections["newly_ended"]
+        ],
+        w,
+    )
+    hint = (
+        w["approve_hint"].format(column=sections["approve_column"])
+        if sections["approve_column"]
+        else ""
+    )
+    out["awaiting-approval"] = _section(
+        "awaiting-approval",
+        w["awaiting"],
+        [w["client"], w["ended"], w["erasure_due"], w["approve_cell"]],
+        [
+            [r["client_id"], _day(r["end"]), _day(r["erasure_due"]), r.get("approve_cell", "")]
+            for r in sections["awaiting_approval"]
+        ],
+        w,
+        note=hint if sections["awaiting_approval"] else "",
+    )
+    kept = sections["accounting_retention"]
+    out["holds"] = _section(
+        "holds",
+        w["holds"],
+        [w["client"], w["kind"], w["ground"], w["until"], w["source"]],
+        [
+            [
+                r["client_id"],
+                r["text"],
+                r["ground"],
+                _day(r["until"]) or w["until_cause"],
+                r["source"],
+            ]
+            for r in sections["holds"]
+        ],
+        w,
+        note=(
+            w["accounting"].format(n=kept["clients"], date=_day(kept["next_release"]))
+            if kept["clients"]
+            else ""
+        ),
+    )
+    return out
+
+
+def render_html(data: Mapping[str, Any], ahead: Mapping[str, list[str]] | None = None) -> str:
+    """The report page: self-contained HTML5 in the report's language. ``ahead`` is
+    :func:`client_sections_html` of the client sections in ``data``, when made beforehand."""
     from sheetreg.notify import LABELS
 
     lang = data["lang"]
     w = _WORDS[lang]
+    client = ahead if ahead is not None else client_sections_html(data, lang)
     fi = lang == "fi"
     period = data["period"]
     since = (
@@ -663,52 +772,11 @@ def render_html(data: Mapping[str, Any]) -> str:
         f"<p>{_e(w['written'].format(n=cells) if write['written'] else w['unchanged'])}</p>"
     )
     parts.append("</section>")
-    parts += _chart_section(data["chart"], w)
+    parts += client["chart"]
     parts += _findings_section(data["findings"], w)
-    parts += _section(
-        "newly-ended",
-        w["newly_ended"],
-        [w["client"], w["ended"], w["erasure_due"], w["next"]],
-        [
-            [r["client_id"], _day(r["end"]), _day(r["erasure_due"]), r["next_text"]]
-            for r in data["newly_ended"]
-        ],
-        w,
-    )
-    hint = w["approve_hint"].format(column=data["approve_column"]) if data["approve_column"] else ""
-    parts += _section(
-        "awaiting-approval",
-        w["awaiting"],
-        [w["client"], w["ended"], w["erasure_due"], w["approve_cell"]],
-        [
-            [r["client_id"], _day(r["end"]), _day(r["erasure_due"]), r.get("approve_cell", "")]
-            for r in data["awaiting_approval"]
-        ],
-        w,
-        note=hint if data["awaiting_approval"] else "",
-    )
-    kept = data["accounting_retention"]
-    parts += _section(
-        "holds",
-        w["holds"],
-        [w["client"], w["kind"], w["ground"], w["until"], w["source"]],
-        [
-            [
-                r["client_id"],
-                r["text"],
-                r["ground"],
-                _day(r["until"]) or w["until_cause"],
-                r["source"],
-            ]
-            for r in data["holds"]
-        ],
-        w,
-        note=(
-            w["accounting"].format(n=kept["clients"], date=_day(kept["next_release"]))
-            if kept["clients"]
-            else ""
-        ),
-    )
+    parts += client["newly-ended"]
+    parts += client["awaiting-approval"]
+    parts += client["holds"]
     parts += _requests_section(data["requests"], w)
     parts += _section(
         "erasures",

@@ -207,7 +207,13 @@ def run_weekly(
             from sheetreg.requests import manual_extract_issues
 
             extract_issues += manual_extract_issues(requests, register.table("requests"))
-        from sheetreg.report import build_report, client_sections, period_start, write_report
+        from sheetreg.report import (
+            build_report,
+            client_sections,
+            period_start,
+            render_ahead,
+            write_report,
+        )
 
         folder = report_dir or path.parent / "reports"
         previous = previous_run(folder, today)
@@ -246,6 +252,12 @@ def run_weekly(
         raise
     if not sections:  # nothing was written: made now, while validation may be under way
         prepare_report(erasure.outcomes)
+    # So is the report's part about clients, which needs nothing of validation either (on a
+    # big register, validation is still running beside this by now).
+    ahead = None
+    if sections:
+        with contextlib.suppress(Exception):  # the report then makes it itself, or fails there
+            ahead = render_ahead(sections, lang)
     # Validation needs nothing of the write, nor the write of it: it is collected only now.
     validation = validating()
     if validation is forking.FAILED:  # the child died: do it here
@@ -268,7 +280,7 @@ def run_weekly(
         extract_issues=extract_issues,
     )
     result.report = build_report(result, register, previous, sections or None)
-    result.files = write_report(result.report, folder, today)
+    result.files = write_report(result.report, folder, today, ahead)
     result.seconds = time.perf_counter() - started
     log_run(result, log_dir)
     return result
