@@ -146,7 +146,7 @@ def erase(  # noqa: PLR0917 (click passes every option positionally)
     package = load_package(path)
     register = read_register(path, package=package, formulas=False)
     # The patch is prepared on the second core while the plan is made (and confirmed).
-    warm = None if dry_run else warm_patch(package, register)
+    warm = None if dry_run else warm_patch(package, register, rows=False)
     del package
     try:
         lang = lang or register.lang

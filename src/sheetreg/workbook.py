@@ -1436,7 +1436,9 @@ class WarmPatch:
             self._second.discard()
 
 
-def warm_patch(package: Package, register: Register) -> WarmPatch | None:
+def warm_patch(
+    package: Package, register: Register, *, rows: bool | None = None
+) -> WarmPatch | None:
     """Hand the package a command has just read ``register`` from to a spare, which
     prepares its patch (:func:`sheetreg.xlsxpatch.prepare_patch`: the Clients sheet, which
     every write of flags or erasures changes, inflated) while the edits are still being
@@ -1446,12 +1448,17 @@ def warm_patch(package: Package, register: Register) -> WarmPatch | None:
     Give it to the write (``warm`` of :func:`write_cells`, or of
     :func:`sheetreg.erasure.execute_erasures`), which sends it the edits if the file is
     still the one read; else it must be discarded.
+
+    ``rows``: whether the spare also finds where the Clients rows are (for edits on most of
+    them); None: when most rows have no privacy status yet (a first run of the flags). An
+    erasure's few edits come at once, and would wait for that.
     """
     if package.encrypted:
         return None
     clients = register.table(CLIENTS.key)
     sheets = [clients.name] if clients is not None else []
-    rows = clients is not None and _statuses_mostly_unwritten(clients)
+    if rows is None:
+        rows = clients is not None and _statuses_mostly_unwritten(clients)
     box: list[Any] = []  # the edits, from the patch to its read-back in the spare
     staged = forking.on_spare_staged_fed(
         _warm_patch_outcome, _warm_read_back, package.plain, sheets, rows, box
