@@ -898,3 +898,41 @@ def test_the_formula_test_finds_what_a_search_for_each_tag_finds(xml: bytes):
     from sheetreg.workbook import _has_formula
 
     assert _has_formula(xml) == _has_formula_by_find(xml)
+
+
+def test_reopen_check_of_edits_on_most_rows_reads_the_cells_alone(register_path, monkeypatch):
+    """Edits on most rows of a big sheet (a first run's statuses) are read back from an
+    excerpt of the edited cells: each value as written passes; one not as written, one
+    written at another cell of its row or in another row, still fails."""
+    from sheetreg import xlsxpatch
+    from sheetreg.errors import FidelityError
+    from sheetreg.workbook import _reopen_check
+    from sheetreg.xlsxpatch import CellEdit
+
+    # 70 rows: the status column is searched in one pass, the other cell in its row.
+    path = register_path(clients=[client(client_id=f"A{1000 + n}") for n in range(70)])
+    statuses = {f"Asiakkaat!S{r}": f"tila {r}" for r in range(2, 72)}
+    assert write_cells(path, {**statuses, "Asiakkaat!T5": 7}).written
+    monkeypatch.setattr(xlsxpatch, "EXCERPT_MIN_BYTES", 0)
+    real, cut = xlsxpatch.cells_excerpt, []
+
+    def spy(data: bytes, refs: set[str]) -> bytes | None:
+        out = real(data, refs)
+        cut.append(out is not None)
+        return out
+
+    monkeypatch.setattr(xlsxpatch, "cells_excerpt", spy)
+    good = [CellEdit("Asiakkaat", f"S{r}", f"tila {r}") for r in range(2, 72)]
+    _reopen_check(path, [*good, CellEdit("Asiakkaat", "T5", 7)])
+    assert cut == [True]
+    for wrong in (
+        CellEdit("Asiakkaat", "S4", "tila 5"),
+        CellEdit("Asiakkaat", "T5", 8),
+        CellEdit("Asiakkaat", "R5", 7),
+        CellEdit("Asiakkaat", "T6", 7),
+        CellEdit("Asiakkaat", "S90", "tila 90"),
+    ):
+        edits = [e for e in good if e.cell != wrong.cell] + [wrong]
+        with pytest.raises(FidelityError, match=f"Asiakkaat!{wrong.cell} does not read back"):
+            _reopen_check(path, edits)
+    assert all(cut)

@@ -1828,25 +1828,30 @@ def parts_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
-def test_excerpt_package_leaves_a_sheet_whose_dimension_says_most_rows_are_asked_for(
-    register: bytes, monkeypatch: pytest.MonkeyPatch, parts_read: list[str]
+def test_excerpt_package_cuts_a_sheet_whose_dimension_says_most_rows_are_asked_for_to_cells(
+    register: bytes, monkeypatch: pytest.MonkeyPatch
 ):
     """Edits on most rows (a status on every row): the sheet's dimension says so, and the
-    part is not even inflated to be counted; a dimension that says otherwise is only a hint."""
+    sheet is cut to the edited cells, its rows not counted; a dimension that says otherwise
+    is only a hint (the rows are counted, and the sheet is then read whole)."""
     from sheetreg import xlsxpatch as xp
 
     monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 10_000)
-    inflated = parts_read
     part = sheet_parts(register)["Asiakkaat"]
-    many = [CellEdit("Asiakkaat", f"L{r}", "x") for r in range(2, 60)]
-    assert xp.excerpt_package(register, many) is register
-    assert part not in inflated
+    many = [CellEdit("Asiakkaat", f"A{r}", "x") for r in range(2, 60)]
+    counted: list[bytes] = []
+    real = xp.sheet_excerpt
+    monkeypatch.setattr(
+        xp, "sheet_excerpt", lambda data, rows: counted.append(data) or real(data, rows)
+    )
+    cells = members(xp.excerpt_package(register, many))[part]
+    assert cells.count(b"<c ") == 58 and cells.count(b"<row ") == 58 and not counted
     old = members(register)[part]
     wrong = old.replace(b'<dimension ref="A1:L203"/>', b'<dimension ref="A1:L100000"/>')
     assert wrong != old
     lying = rezip(register, {part: wrong})
     assert xp.excerpt_package(lying, many) is lying  # counted
-    assert part in inflated
+    assert counted
 
 
 def test_the_string_table_is_read_only_when_an_edit_needs_it(
@@ -2056,9 +2061,10 @@ def test_rows_found_ahead_patch_odd_sheets_as_the_walk_does(body: str):
     assert got == want
 
 
-def test_excerpt_package_cuts_only_sheets_with_few_edited_rows(register: bytes, monkeypatch):
-    """A sheet with few edited rows is cut to them; one with a status on most rows, or with
-    an edit that names no cell, is left whole (the package itself when nothing is cut)."""
+def test_excerpt_package_cuts_sheets_to_their_edited_rows_or_cells(register: bytes, monkeypatch):
+    """A sheet with few edited rows is cut to them; one with edits on most rows to the
+    edited cells; one with an edit that names no cell is left whole (the package itself
+    when nothing is cut)."""
     from sheetreg import xlsxpatch as xp
 
     monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 0)
@@ -2066,11 +2072,71 @@ def test_excerpt_package_cuts_only_sheets_with_few_edited_rows(register: bytes, 
     few = [CellEdit("asiakkaat", "L5", "x"), CellEdit("Asiakkaat", "M5", 1)]
     cut = members(xp.excerpt_package(register, few))[part]
     assert cut.count(b"<row ") == 1 and b'<row r="5"' in cut
-    dense = [CellEdit("Asiakkaat", f"L{r}", "x") for r in range(2, 180)]
-    assert xp.excerpt_package(register, dense) is register
+    # Most rows: each edited cell there is, taken as it is, in a row of its own number.
+    dense = [CellEdit("Asiakkaat", f"{'j' if r == 9 else 'J'}{r}", "x") for r in range(2, 180)]
+    cells = members(xp.excerpt_package(register, dense))[part]
+    original = members(register)[part]
+    assert cells.count(b"<row ") == 178 and cells.count(b"<c ") == 178
+    assert b'<row r="9"><c r="J9"' in cells and b'<c r="K9"' not in cells
+    for found in re.finditer(rb'<c r="J\d+".*?</c>', cells):
+        assert found[0] in original
+    assert cells[: cells.index(b"<sheetData>")] == original[: original.index(b"<sheetData>")]
     # Many cells in a few rows: still cut (rows, not cells, count).
     wide = [
         CellEdit("Asiakkaat", f"{col_letter(c)}{r}", "x") for r in (7, 8) for c in range(1, 100)
     ]
     assert members(xp.excerpt_package(register, wide))[part].count(b"<row ") == 2
     assert xp.excerpt_package(register, [*few, CellEdit("Asiakkaat", "Tila", "x")]) is register
+
+
+def test_cells_excerpt_takes_each_cell_as_it_is_or_gives_up():
+    """The edited cells alone, byte for byte (an empty one, a self-closing one, a prefixed
+    sheet's), each in a row of its number; a cell not there is left out; a cell twice, or
+    cells out of row order, give None (the whole part is read then)."""
+    from sheetreg import xlsxpatch as xp
+
+    body = (
+        '<row r="1"><c r="A1"><v>1</v></c><c r="B1" t="inlineStr"><is><t>a&lt;b</t></is></c></row>'
+        '<row r="2" spans="1:3"><c r="A2"/><c r="B2" s="1"/><c r="C2"><v>3</v></c></row>'
+        '<row r="4"><c r="B4"></c><c r="BB4"><v>9</v></c></row>'
+    )
+    data = handmade({"S": f"<sheetData>{body}</sheetData>"})
+    sheet = members(data)["xl/worksheets/sheet1.xml"]
+    cut = xp.cells_excerpt(sheet, {"B1", "B2", "B4", "B9", "C2"})
+    assert cut is not None
+    rows = cut[cut.index(b"<sheetData>") : cut.index(b"</sheetData>")]
+    assert rows == (
+        b'<sheetData><row r="1"><c r="B1" t="inlineStr"><is><t>a&lt;b</t></is></c></row>'
+        b'<row r="2"><c r="B2" s="1"/><c r="C2"><v>3</v></c></row><row r="4"><c r="B4"></c></row>'
+    )
+    assert cut.replace(rows, b"<sheetData>") == sheet.replace(
+        sheet[sheet.index(b"<sheetData>") : sheet.index(b"</sheetData>")], b"<sheetData>"
+    )
+    calamine = pc.CalamineWorkbook.from_filelike(
+        io.BytesIO(rezip(data, {"xl/worksheets/sheet1.xml": cut}))
+    )
+    assert calamine.get_sheet_by_name("S").to_python() == [["a<b", ""], ["", 3]]
+    twice = sheet.replace(b'<c r="C2"><v>3</v></c>', b'<c r="C2"><v>3</v></c><c r="C2"/>')
+    assert xp.cells_excerpt(twice, {"C2"}) is None
+    # A column with many edited cells is searched in one pass: a cell of it twice, or its
+    # cells out of row order, give None too.
+    rows = "".join(f'<row r="{r}"><c r="A{r}"><v>{r}</v></c></row>' for r in range(1, 81))
+    many = members(handmade({"S": f"<sheetData>{rows}</sheetData>"}))["xl/worksheets/sheet1.xml"]
+    column = {f"A{r}" for r in range(1, 81)}
+    whole = xp.cells_excerpt(many, column | {"B3"})
+    assert whole is not None and whole.count(b"<row ") == 80
+    assert xp.cells_excerpt(many.replace(b'r="A7"', b'r="A6"'), column) is None
+    swapped = many.replace(b'<c r="A7"><v>7</v>', b'<c r="A9"><v>7</v>', 1).replace(
+        b'<c r="A9"><v>9</v>', b'<c r="A7"><v>9</v>', 1
+    )
+    assert xp.cells_excerpt(swapped, column) is None
+    prefixed = handmade(
+        {"S": f"<x:sheetData>{body.replace('<', '<x:').replace('<x:/', '</x:')}</x:sheetData>"},
+        prefix="x",
+    )
+    psheet = members(prefixed)["xl/worksheets/sheet1.xml"]
+    pcut = xp.cells_excerpt(psheet, {"C2"})
+    assert pcut is not None and b'<x:row r="2"><x:c r="C2"><x:v>3</x:v></x:c></x:row>' in pcut
+    assert xp._canonical_refs(["b2", "C10"]) == {"B2", "C10"}
+    for bad in (["B0"], ["B02"], ["Tila"], ["XFE1"], [("B", 2)]):
+        assert xp._canonical_refs(bad) is None, bad

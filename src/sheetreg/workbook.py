@@ -910,14 +910,15 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
             # so the cells of both candidates are kept until the end.
             kept: dict[int, Any] = {}
             n = 0
-            if len(columns) == 1 and not r0:
-                # One column (a status on every row), rows counted from the first: its values
-                # in a list, as the rows go by.
+            if len(columns) == 1:
+                # One column (a status on every row): its values in a list, as the rows go by;
+                # they count from the first used row if there are as many as it has.
                 (c,) = columns.values()
                 column = [row[c] if 0 <= c < len(row) else "" for row in sheet.iter_rows()]
                 n = len(column)
+                skip = r0 if n == sheet.height and r0 else 0
                 for r, cells in wanted.items():
-                    got = column[r] if 0 <= r < n else ""
+                    got = column[r - skip] if 0 <= r - skip < n else ""
                     for _c, edit in cells:
                         want = edit.value
                         if got == want and want.__class__ is str:

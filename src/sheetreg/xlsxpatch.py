@@ -2433,7 +2433,9 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
 
     What the reopen check of a few edits in a big sheet reads back: a reader then parses the
     edited rows as written, not the 10^5 rows the fidelity check proves unchanged byte for
-    byte. Raises PatchError when a member cannot be read (its CRC-32 is checked).
+    byte. A sheet with edits on most of its rows (a first run's statuses) is cut down to the
+    edited cells instead (:func:`cells_excerpt`). Raises PatchError when a member cannot be
+    read (its CRC-32 is checked).
     """
     # The edited cells by sheet; their rows are parsed only for a sheet that may be cut
     # (not for a status on every row of one: 10^5 references).
@@ -2467,6 +2469,11 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
             # is not one leaves the sheet whole anyway).
             digits = {c.lstrip(_REF_LETTERS) for c in edited if isinstance(c, str)}
             if len(digits) * 4 > height:
+                # Edits on most rows (a first run's statuses): the edited cells alone.
+                refs = _canonical_refs(edited)
+                cut = cells_excerpt(pkg.read(real), refs) if refs is not None else None
+                if cut is not None:
+                    new_parts[real] = cut
                 continue
         rows: set[int] = set()
         for cell in edited:
@@ -2481,6 +2488,149 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
             if excerpt is not None:
                 new_parts[real] = excerpt
     return _write_package(pkg, new_parts, set()) if new_parts else data
+
+
+def _canonical_refs(cells: Iterable[Any]) -> set[str] | None:
+    """The A1-style references ``cells`` as a patch writes them (upper case, no $); None
+    when one is not a cell reference."""
+    refs = {c.upper() for c in cells if isinstance(c, str)}
+    if any(not isinstance(c, str) for c in cells):
+        return None
+    letters: set[str] = set()
+    for ref in refs:
+        head = ref.rstrip("0123456789")
+        digits = ref[len(head) :]
+        if not digits.isascii() or not digits.isdigit() or digits[0] == "0":
+            return None
+        if int(digits) > MAX_ROW:
+            return None
+        letters.add(head)
+    if not all(head in _COL_NUM for head in letters):
+        return None
+    return refs
+
+
+def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
+    """The worksheet ``data`` with only the cells at ``refs`` (upper case, as
+    :func:`_canonical_refs` gives them) in its sheetData: each taken byte for byte from the
+    part, found by its leading ``r`` attribute (as the patch writes it), in a ``<row>`` of
+    its own number. Everything before and after the rows is kept as it is. A cell that is not
+    there is left out (it reads as empty).
+
+    What the reopen check of an edit on most rows of a big sheet reads back (a first run's
+    statuses): a reader then parses the cells written, not every cell of the sheet; the
+    fidelity check proves that each sits in its own row, in column order, and that the rest
+    of the sheet is unchanged byte for byte. A column with many edited cells (the statuses)
+    is searched in one pass, each other cell (an erasure's) in its own row. None when a cell
+    occurs twice or is not closed, or the cells are not in row order: the caller then reads
+    the whole part.
+    """
+    rx = _sheet_rx(_prefix_of(data))
+    try:
+        sd, start, end = _sheet_body(data, rx, "", PatchError)
+    except PatchError:
+        return None
+    if sd[1] or not refs:
+        return None
+    by_column: dict[str, list[str]] = {}
+    for ref in refs:
+        by_column.setdefault(ref.rstrip("0123456789"), []).append(ref)
+    dense = sorted(h for h, cells in by_column.items() if len(cells) >= _DENSE_COLUMN_CELLS)
+    cell_close = b"</" + rx.prefix + b"c>"
+    found: list[tuple[int, int, int]] = []  # (start, end, row) of each cell found
+
+    def stop(after: int, limit: int) -> int:
+        """Where the cell whose start tag goes on at ``after`` ends (-1: not closed): at
+        its "/>", or its "</c>" (attributes up to the first ">", as the cell pattern of the
+        patch and its checks reads them)."""
+        gt = data.find(b">", after, limit)
+        if gt < 0:
+            return -1
+        if data[gt - 1] == 0x2F:
+            return gt + 1
+        close = data.find(cell_close, gt, limit)
+        return close + len(cell_close) if close >= 0 else -1
+
+    if dense:
+        wanted = {ref.encode("ascii") for head in dense for ref in by_column[head]}
+        letters = b"|".join(re.escape(head.encode("ascii")) for head in dense)
+        # The whole cell in the one pattern (its start tag's attributes up to the first
+        # ">", then "/>" or its content and "</c>"): no call a cell to find its end.
+        find = re.compile(
+            re.escape(rx.cell_r_open)
+            + rb"((?:"
+            + letters
+            + rb')(\d+))"[^>]*?(?:/>|>.*?'
+            + re.escape(cell_close)
+            + rb")",
+            re.S,
+        )
+        matches = [(m.start(), m.end(), m[1], m[2]) for m in find.finditer(data, start, end)]
+        refs_found = [ref for _s, _e, ref, _d in matches if ref in wanted]
+        if len(set(refs_found)) != len(refs_found):
+            return None  # a cell twice
+        found = [(at, stop_at, int(d)) for at, stop_at, ref, d in matches if ref in wanted]
+        if len(by_column) == 1:
+            # One column (a status on every row): a row a cell, in order, made in one go.
+            rnums = [rnum for _at, _stop, rnum in found]
+            if any(a >= b for a, b in itertools.pairwise(rnums)):
+                return None  # out of order (a cell twice was refused above)
+            head = b"<" + rx.prefix + b'row r="'
+            rows = [
+                head + d + b'">' + data[at:stop_at] + rx.row_close
+                for at, stop_at, ref, d in matches
+                if ref in wanted
+            ]
+            return b"".join([data[:start], *rows, data[end:]])
+    sparse = sorted(
+        (int(ref[len(head) :]), _COL_NUM[head], ref)
+        for head, cells in by_column.items()
+        if head not in dense
+        for ref in cells
+    )
+    row_r = b"<" + rx.prefix + b'row r="'
+    pos = start
+    for rnum, _col, ref in sparse:  # each in its row, the rows searched for in order
+        at = data.find(row_r + str(rnum).encode("ascii") + b'"', pos, end)
+        m = rx.row_start.match(data, at) if at >= 0 else None
+        if m is None or m[2]:
+            continue  # no such row (or an empty one): the cell reads as empty
+        pos = at
+        row_end = data.find(rx.row_close, m.end(), end)
+        if row_end < 0:
+            return None
+        needle = rx.cell_r_open + ref.encode("ascii") + b'"'
+        cell_at = data.find(needle, m.end(), row_end)
+        if cell_at < 0:
+            continue
+        if data.find(needle, cell_at + len(needle), row_end) >= 0:
+            return None
+        cell_end = stop(cell_at + len(needle), row_end)
+        if cell_end < 0:
+            return None
+        found.append((cell_at, cell_end, rnum))
+    found.sort()
+    view = memoryview(data)
+    row_open, row_close = b"<" + rx.prefix + b'row r="', rx.row_close
+    pieces: list[bytes | memoryview] = [view[:start]]
+    current = 0
+    last_end = start
+    for cell_at, cell_end, rnum in found:
+        if cell_at < last_end:
+            return None  # one inside another
+        if rnum != current:
+            if rnum < current:
+                return None
+            if current:
+                pieces.append(row_close)
+            pieces.append(row_open + str(rnum).encode("ascii") + b'">')
+            current = rnum
+        pieces.append(view[cell_at:cell_end])
+        last_end = cell_end
+    if current:
+        pieces.append(row_close)
+    pieces.append(view[end:])
+    return b"".join(pieces)
 
 
 def _sheet_body(
