@@ -569,7 +569,9 @@ class _InflateStream(io.RawIOBase):
     """A stored or deflated member being read, inflated by :data:`_fast_zlib` in pieces; at
     its end the CRC-32 is checked. Damage raises the package's error, naming the member."""
 
-    _PIECE = 1 << 18  # compressed bytes inflated at a time
+    # Compressed bytes inflated at a time: deflate's ratio is at most about 1,000 to 1, so a
+    # call never makes more than 64 MB (a register's XML: about 0.6 MB).
+    _PIECE = 1 << 16
 
     def __init__(self, info: zipfile.ZipInfo, body: memoryview, error: type[Exception]) -> None:
         super().__init__()
@@ -1334,6 +1336,56 @@ def _same_cell_value(got: CellValue, want: CellValue, serial: float | None) -> b
     return got == want or float(got) == float(want)
 
 
+class _IndexedRow(NamedTuple):
+    """A row as :func:`_index_rows` found it: ``<row`` at ``at``, its start tag ending at
+    ``tag_end``, its content ending at ``close`` (its ``</row>``; -1 for ``<row .../>``),
+    its last cell's column (:func:`_last_col`) and its start tag's attributes."""
+
+    at: int
+    tag_end: int
+    close: int
+    last_col: int | None
+    attrs: bytes
+
+
+_RowIndex = dict[int, _IndexedRow]
+
+
+def _index_rows(data: bytes) -> _RowIndex | None:
+    """Where each row of the worksheet ``data`` is, by row number, as the patch's row walk
+    would find it (the first row of each number); up to the first row not written as every
+    writer does (``r`` first), after which the walk finds rows as it goes. None when the
+    part is not a worksheet the patch could walk."""
+    rx = _sheet_rx(_prefix_of(data))
+    try:
+        sd, start, end = _sheet_body(data, rx, "", PatchError)
+    except PatchError:
+        return None
+    rows: _RowIndex = {}
+    if sd[1]:
+        return rows
+    row_key = b"<" + rx.prefix + b'row r="'
+    skip = len(row_key)
+    find, match, row_close = data.find, rx.row_start.match, rx.row_close
+    pos = start
+    while (at := find(row_key, pos, end)) >= 0:
+        m = match(data, at)
+        quote = data.find(b'"', at + skip, end)
+        digits = data[at + skip : quote] if quote >= 0 else b""
+        if m is None or not digits.isdigit() or digits[:1] == b"0":
+            break  # not as the walk's search finds a row number: it finds the rest itself
+        if m[2]:  # <row .../>
+            entry = _IndexedRow(at, m.end(), -1, 0, m[1])
+        else:
+            close = find(row_close, m.end(), end)
+            if close < 0:
+                break
+            entry = _IndexedRow(at, m.end(), close, _last_col(rx, data, m.end(), close), m[1])
+        rows.setdefault(int(digits), entry)
+        pos = entry.tag_end if entry.close < 0 else entry.close
+    return rows
+
+
 # --- patching --------------------------------------------------------------------------------
 
 
@@ -1918,56 +1970,6 @@ def _grow_table(data: bytes, grown_rows: dict[int, set[int]]) -> bytes | None:
 
 
 # --- shared-string references ----------------------------------------------------------------
-
-
-class _IndexedRow(NamedTuple):
-    """A row as :func:`_index_rows` found it: ``<row`` at ``at``, its start tag ending at
-    ``tag_end``, its content ending at ``close`` (its ``</row>``; -1 for ``<row .../>``),
-    its last cell's column (:func:`_last_col`) and its start tag's attributes."""
-
-    at: int
-    tag_end: int
-    close: int
-    last_col: int | None
-    attrs: bytes
-
-
-_RowIndex = dict[int, _IndexedRow]
-
-
-def _index_rows(data: bytes) -> _RowIndex | None:
-    """Where each row of the worksheet ``data`` is, by row number, as the patch's row walk
-    would find it (the first row of each number); up to the first row not written as every
-    writer does (``r`` first), after which the walk finds rows as it goes. None when the
-    part is not a worksheet the patch could walk."""
-    rx = _sheet_rx(_prefix_of(data))
-    try:
-        sd, start, end = _sheet_body(data, rx, "", PatchError)
-    except PatchError:
-        return None
-    rows: _RowIndex = {}
-    if sd[1]:
-        return rows
-    row_key = b"<" + rx.prefix + b'row r="'
-    skip = len(row_key)
-    find, match, row_close = data.find, rx.row_start.match, rx.row_close
-    pos = start
-    while (at := find(row_key, pos, end)) >= 0:
-        m = match(data, at)
-        quote = data.find(b'"', at + skip, end)
-        digits = data[at + skip : quote] if quote >= 0 else b""
-        if m is None or not digits.isdigit() or digits[:1] == b"0":
-            break  # not as the walk's search finds a row number: it finds the rest itself
-        if m[2]:  # <row .../>
-            entry = _IndexedRow(at, m.end(), -1, 0, m[1])
-        else:
-            close = find(row_close, m.end(), end)
-            if close < 0:
-                break
-            entry = _IndexedRow(at, m.end(), close, _last_col(rx, data, m.end(), close), m[1])
-        rows.setdefault(int(digits), entry)
-        pos = entry.tag_end if entry.close < 0 else entry.close
-    return rows
 
 
 def _last_col(rx: _SheetRx, content: bytes, start: int = 0, end: int | None = None) -> int | None:
