@@ -584,7 +584,14 @@ def report_paths(folder: Path, today: dt.date) -> dict[str, Path]:
 
 # The client sections' keys in the report's data: the long lists, and what their part of
 # the page also shows.
-_CLIENT_KEYS = ("chart", "newly_ended", "awaiting_approval", "approve_column", "holds")
+_CLIENT_KEYS = (
+    "chart",
+    "newly_ended",
+    "awaiting_approval",
+    "approve_column",
+    "holds",
+    "accounting_retention",
+)
 _CLIENT_LISTS = ("newly_ended", "awaiting_approval", "holds")
 
 
@@ -599,8 +606,7 @@ class ReportAhead:
 
     def fits(self, data: Mapping[str, Any]) -> bool:
         """Whether ``data`` holds the very sections these were made from."""
-        keys = (*_CLIENT_KEYS, "accounting_retention")
-        return all(k in data and data[k] is self.sections[k] for k in keys)
+        return all(k in data and data[k] is self.sections[k] for k in _CLIENT_KEYS)
 
 
 def render_ahead(sections: Mapping[str, Any], lang: str) -> ReportAhead:
@@ -637,10 +643,9 @@ def write_report(
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = report_paths(folder, today)
-    fits = ahead is not None and ahead.fits(data)
     texts = {
-        "json": report_json(data, ahead if fits else None),
-        "html": render_html(data, ahead.html if ahead is not None and fits else None),
+        "json": report_json(data, ahead),
+        "html": render_html(data, ahead.html if ahead is not None and ahead.fits(data) else None),
     }
     for kind, path in paths.items():
         tmp = _write_new_file(folder, f".{path.name}.", ".tmp", texts[kind].encode("utf-8"))

@@ -2495,20 +2495,11 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
 def _canonical_refs(cells: Iterable[Any]) -> set[str] | None:
     """The A1-style references ``cells`` as a patch writes them (upper case, no $); None
     when one is not a cell reference."""
-    refs = {c.upper() for c in cells if isinstance(c, str)}
-    if any(not isinstance(c, str) for c in cells):
-        return None
-    letters: set[str] = set()
-    for ref in refs:
-        head = ref.rstrip("0123456789")
-        digits = ref[len(head) :]
-        if not digits.isascii() or not digits.isdigit() or digits[0] == "0":
+    refs = set()
+    for cell in cells:
+        if not isinstance(cell, str) or _parse_ref(cell) is None:
             return None
-        if int(digits) > MAX_ROW:
-            return None
-        letters.add(head)
-    if not all(head in _COL_NUM for head in letters):
-        return None
+        refs.add(cell.upper())
     return refs
 
 
@@ -2539,6 +2530,7 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
         by_column.setdefault(ref.rstrip("0123456789"), []).append(ref)
     dense = sorted(h for h, cells in by_column.items() if len(cells) >= _DENSE_COLUMN_CELLS)
     cell_close = b"</" + rx.prefix + b"c>"
+    row_open, row_close = b"<" + rx.prefix + b'row r="', rx.row_close
     found: list[tuple[int, int, int]] = []  # (start, end, row) of each cell found
 
     def stop(after: int, limit: int) -> int:
@@ -2577,9 +2569,8 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
             rnums = [rnum for _at, _stop, rnum in found]
             if any(a >= b for a, b in itertools.pairwise(rnums)):
                 return None  # out of order (a cell twice was refused above)
-            head = b"<" + rx.prefix + b'row r="'
             rows = [
-                head + d + b'">' + data[at:stop_at] + rx.row_close
+                row_open + d + b'">' + data[at:stop_at] + row_close
                 for at, stop_at, ref, d in matches
                 if ref in wanted
             ]
@@ -2590,15 +2581,14 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
         if head not in dense
         for ref in cells
     )
-    row_r = b"<" + rx.prefix + b'row r="'
     pos = start
     for rnum, _col, ref in sparse:  # each in its row, the rows searched for in order
-        at = data.find(row_r + str(rnum).encode("ascii") + b'"', pos, end)
+        at = data.find(row_open + str(rnum).encode("ascii") + b'"', pos, end)
         m = rx.row_start.match(data, at) if at >= 0 else None
         if m is None or m[2]:
             continue  # no such row (or an empty one): the cell reads as empty
         pos = at
-        row_end = data.find(rx.row_close, m.end(), end)
+        row_end = data.find(row_close, m.end(), end)
         if row_end < 0:
             return None
         needle = rx.cell_r_open + ref.encode("ascii") + b'"'
@@ -2613,7 +2603,6 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
         found.append((cell_at, cell_end, rnum))
     found.sort()
     view = memoryview(data)
-    row_open, row_close = b"<" + rx.prefix + b'row r="', rx.row_close
     pieces: list[bytes | memoryview] = [view[:start]]
     current = 0
     last_end = start
