@@ -2140,3 +2140,19 @@ def test_cells_excerpt_takes_each_cell_as_it_is_or_gives_up():
     assert xp._canonical_refs(["b2", "C10"]) == {"B2", "C10"}
     for bad in (["B0"], ["B02"], ["Tila"], ["XFE1"], [("B", 2)]):
         assert xp._canonical_refs(bad) is None, bad
+
+
+def test_the_string_table_counts_its_items_however_written():
+    """Items written <si>, <si/>, <si attr> or <si> on a new line all count; an element whose
+    name only starts with "si" does not."""
+    from sheetreg import xlsxpatch as xp
+
+    def table(items: str) -> bytes:
+        return (
+            f'<?xml version="1.0"?><sst xmlns="{MAIN_NS}" count="9" uniqueCount="9">{items}</sst>'
+        ).encode()
+
+    plain = "".join(f"<si><t>{n}</t></si>" for n in range(5))
+    assert xp._SharedStrings("s", table(plain)).count == 5
+    mixed = plain + '<si/><si x="1"><t>a</t></si><si\n><t>b</t></si><sib/>'
+    assert xp._SharedStrings("s", table(mixed)).count == 8
