@@ -1738,32 +1738,31 @@ def test_changed_strings_are_exactly_those_no_longer_at_their_index():
 # --- excerpts: what the reopen check reads back of a big sheet with few edits ---------------
 
 
-def test_sheet_excerpt_keeps_the_rows_asked_for_byte_for_byte(register: bytes):
-    """The excerpt is the part with only those rows in its sheetData: each row, and all
-    before and after the rows, as the part has them; a reader finds the rows' cells where the
-    whole part has them, and a missing row is simply not there."""
-    from sheetreg.xlsxpatch import sheet_excerpt
+def test_cells_excerpt_of_a_register_reads_as_the_whole_sheet_does(register: bytes):
+    """The excerpt is the part with only the edited cells in its sheetData: each cell, and
+    all before and after the rows, as the part has them; a reader finds those cells' values
+    where the whole part has them, and a cell of a missing row is simply not there."""
+    from sheetreg.xlsxpatch import cells_excerpt
 
     part = members(register)[sheet_parts(register)["Asiakkaat"]]
-    excerpt = sheet_excerpt(part, [9, 2, 150, 500])  # row 500 does not exist
+    refs = {"B9", "C9", "A2", "J150", "L150", "B500"}  # no L150, no row 500
+    excerpt = cells_excerpt(part, refs)
     assert excerpt is not None and len(excerpt) < len(part) // 10
     head, _, rest = part.partition(b"<sheetData>")
     tail = rest[rest.index(b"</sheetData>") :]
     assert excerpt.startswith(head + b"<sheetData>") and excerpt.endswith(tail)
-    rows = re.findall(rb'<row r="(\d+)".*?</row>', excerpt)
-    assert rows == [b"2", b"9", b"150"]
-    for m in re.finditer(rb'<row r="\d+".*?</row>', excerpt):
+    assert re.findall(rb'<row r="(\d+)">', excerpt) == [b"2", b"9", b"150"]
+    for m in re.finditer(rb'<c r="[A-Z]+\d+".*?</c>', excerpt):
         assert m[0] in part
     full = calamine_cells(register, "Asiakkaat")
     cut = rezip(register, {sheet_parts(register)["Asiakkaat"]: excerpt})
-    kept = {ref: v for ref, v in full.items() if int(ref.lstrip("ABCDEFGHIJKL")) in (2, 9, 150)}
-    assert calamine_cells(cut, "Asiakkaat") == kept
+    assert calamine_cells(cut, "Asiakkaat") == {ref: full[ref] for ref in refs if ref in full}
 
 
-def test_sheet_excerpt_declines_what_it_cannot_cut_safely():
-    """No excerpt (the caller reads the whole part) when a row lacks its leading r, when rows
-    are out of order, or when more than a quarter of the rows are asked for."""
-    from sheetreg.xlsxpatch import sheet_excerpt
+def test_cells_excerpt_declines_what_it_cannot_cut_safely():
+    """No excerpt (the caller reads the whole part) when a row lacks its leading r, when the
+    rows are out of order, or when there are no rows; a prefixed sheet is cut as any other."""
+    from sheetreg.xlsxpatch import cells_excerpt
 
     def part(body: str, prefix: str = "") -> bytes:
         data = handmade({"S": body}, prefix=prefix)
@@ -1771,28 +1770,26 @@ def test_sheet_excerpt_declines_what_it_cannot_cut_safely():
 
     rows = "".join(f'<row r="{n}"><c r="A{n}"><v>{n}</v></c></row>' for n in range(1, 41))
     ok = part(f"<sheetData>{rows}</sheetData>")
-    assert sheet_excerpt(ok, [3, 7]) is not None
-    assert sheet_excerpt(ok, range(1, 11)) is not None  # a quarter of the rows
-    assert sheet_excerpt(ok, range(1, 12)) is None  # more
+    assert cells_excerpt(ok, {"A3", "A7"}) is not None
     without_r = ok.replace(b'<row r="5">', b"<row>")
-    assert sheet_excerpt(without_r, [3, 7]) is None
+    assert cells_excerpt(without_r, {"A3", "A7"}) is None
     late_r = ok.replace(b'<row r="5">', b'<row spans="1:1" r="5">')
-    assert sheet_excerpt(late_r, [3, 7]) is None
+    assert cells_excerpt(late_r, {"A3", "A7"}) is None
     third = '<row r="3"><c r="A3"><v>3</v></c></row>'
     last = part(f"<sheetData>{rows.replace(third, '')}{third}</sheetData>")  # row 3 at the end
-    assert sheet_excerpt(last, [3, 7]) is None
+    assert cells_excerpt(last, {"A3", "A7"}) is None
     x_rows = "".join(
         f'<x:row r="{n}"><x:c r="A{n}"><x:v>{n}</x:v></x:c></x:row>' for n in range(1, 41)
     )
     prefixed = part(f"<x:sheetData>{x_rows}</x:sheetData>", "x")
-    excerpt = sheet_excerpt(prefixed, [2])
+    excerpt = cells_excerpt(prefixed, {"A2"})
     assert excerpt is not None and b'<x:row r="2"><x:c r="A2"><x:v>2</x:v></x:c></x:row>' in excerpt
     assert excerpt.count(b"<x:row") == 1
-    assert sheet_excerpt(part("<sheetData/>"), [1]) is None  # no rows at all
+    assert cells_excerpt(part("<sheetData/>"), {"A1"}) is None  # no rows at all
 
 
 def test_excerpt_package_cuts_only_big_sheets(register: bytes, monkeypatch: pytest.MonkeyPatch):
-    """Only a sheet of at least EXCERPT_MIN_BYTES is cut, to the rows the edits name, the
+    """Only a sheet of at least EXCERPT_MIN_BYTES is cut, to the cells the edits name, the
     other members copied as they are stored; a sheet with an edit that is not a cell
     reference is left whole; nothing to cut gives the package itself."""
     from sheetreg import xlsxpatch as xp
@@ -1807,7 +1804,7 @@ def test_excerpt_package_cuts_only_big_sheets(register: bytes, monkeypatch: pyte
     assert members(cut)[parts["Laskut"]] == members(register)[parts["Laskut"]]  # under 10 kB
     assert {n for n in before if before[n] != after[n]} == {parts["Asiakkaat"]}
     full = calamine_cells(register, "Asiakkaat")
-    kept = {ref: v for ref, v in full.items() if ref.lstrip("ABCDEFGHIJKL") in ("2", "9")}
+    kept = {ref: full[ref] for ref in ("B2", "C9")}
     assert calamine_cells(cut, "Asiakkaat") == kept and kept["C9"] == SECRET
     assert xp.excerpt_package(register, [*edits, CellEdit("Asiakkaat", "9C", "z")]) is register
 
@@ -1826,32 +1823,6 @@ def parts_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(xp._Package, "read", reading)
     return names
-
-
-def test_excerpt_package_cuts_a_sheet_whose_dimension_says_most_rows_are_asked_for_to_cells(
-    register: bytes, monkeypatch: pytest.MonkeyPatch
-):
-    """Edits on most rows (a status on every row): the sheet's dimension says so, and the
-    sheet is cut to the edited cells, its rows not counted; a dimension that says otherwise
-    is only a hint (the rows are counted, and the sheet is then read whole)."""
-    from sheetreg import xlsxpatch as xp
-
-    monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 10_000)
-    part = sheet_parts(register)["Asiakkaat"]
-    many = [CellEdit("Asiakkaat", f"A{r}", "x") for r in range(2, 60)]
-    counted: list[bytes] = []
-    real = xp.sheet_excerpt
-    monkeypatch.setattr(
-        xp, "sheet_excerpt", lambda data, rows: counted.append(data) or real(data, rows)
-    )
-    cells = members(xp.excerpt_package(register, many))[part]
-    assert cells.count(b"<c ") == 58 and cells.count(b"<row ") == 58 and not counted
-    old = members(register)[part]
-    wrong = old.replace(b'<dimension ref="A1:L203"/>', b'<dimension ref="A1:L100000"/>')
-    assert wrong != old
-    lying = rezip(register, {part: wrong})
-    assert xp.excerpt_package(lying, many) is lying  # counted
-    assert counted
 
 
 def test_the_string_table_is_read_only_when_an_edit_needs_it(
@@ -2061,17 +2032,20 @@ def test_rows_found_ahead_patch_odd_sheets_as_the_walk_does(body: str):
     assert got == want
 
 
-def test_excerpt_package_cuts_sheets_to_their_edited_rows_or_cells(register: bytes, monkeypatch):
-    """A sheet with few edited rows is cut to them; one with edits on most rows to the
-    edited cells; one with an edit that names no cell is left whole (the package itself
-    when nothing is cut)."""
+def test_excerpt_package_cuts_sheets_to_their_edited_cells(register: bytes, monkeypatch):
+    """A sheet with few edits, or with edits on most rows, is cut to the edited cells; one
+    with an edit that names no cell is left whole (the package itself when nothing is
+    cut)."""
     from sheetreg import xlsxpatch as xp
 
     monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 0)
     part = "xl/worksheets/sheet1.xml"
-    few = [CellEdit("asiakkaat", "L5", "x"), CellEdit("Asiakkaat", "M5", 1)]
+    few = [CellEdit("asiakkaat", "B5", "x"), CellEdit("Asiakkaat", "C5", "y")]
     cut = members(xp.excerpt_package(register, few))[part]
-    assert cut.count(b"<row ") == 1 and b'<row r="5"' in cut
+    assert cut.count(b"<row ") == 1 and cut.count(b"<c ") == 2 and b'<row r="5"><c r="B5"' in cut
+    # Cells that are not there: no row at all (they read as empty).
+    missing = [CellEdit("Asiakkaat", "L5", "x"), CellEdit("Asiakkaat", "M5", 1)]
+    assert members(xp.excerpt_package(register, missing))[part].count(b"<row ") == 0
     # Most rows: each edited cell there is, taken as it is, in a row of its own number.
     dense = [CellEdit("Asiakkaat", f"{'j' if r == 9 else 'J'}{r}", "x") for r in range(2, 180)]
     cells = members(xp.excerpt_package(register, dense))[part]

@@ -861,10 +861,9 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
     """The reopen check of a (plain) package's bytes: python-calamine reads every edited cell
     back, and each must be what was written.
 
-    A big sheet with few edited rows (an erasure's, next week's changed statuses) is read
-    back as an excerpt of those rows, taken from the package byte for byte (see
-    :func:`sheetreg.xlsxpatch.excerpt_package`): the rest of it is what the fidelity check,
-    which every write makes, proves unchanged byte for byte.
+    A big sheet is read back as an excerpt of its edited cells, each taken from the package
+    byte for byte (see :func:`sheetreg.xlsxpatch.excerpt_package`): the rest of it is what the
+    fidelity check, which every write makes, proves unchanged byte for byte.
     """
     import python_calamine as pc
 

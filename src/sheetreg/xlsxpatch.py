@@ -220,9 +220,6 @@ def _ref(row: int, col: int) -> str:
     return f"{_COLS[col]}{row}"
 
 
-_REF_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
 def _parse_ref(cell: str) -> tuple[int, int] | None:
     """(row, col) of an A1-style reference (any case, no $); None when it is not one."""
     letters = cell.rstrip("0123456789")
@@ -2379,72 +2376,22 @@ def read_cells(data: bytes, sheet: str, refs: Iterable[str]) -> dict[str, CellVa
     return out
 
 
-# A worksheet part of at least this size is read back as an excerpt when few of its rows
-# were edited (see excerpt_package).
+# A worksheet part of at least this size is read back as an excerpt of its edited cells
+# (see excerpt_package).
 EXCERPT_MIN_BYTES = 1 << 20
-
-
-def sheet_excerpt(data: bytes, rows: Collection[int]) -> bytes | None:
-    """The worksheet ``data`` with only the rows numbered ``rows`` left in its sheetData.
-
-    Each row is kept byte for byte, and so is everything before and after the rows (the root
-    element, dimension, columns, merged cells, …): a reader finds every cell of those rows
-    where the full part has it. A row that is not there is left out (its cells read as
-    empty). None when the excerpt would not be much smaller than the part (more than a
-    quarter of its rows), or when its rows cannot all be told apart by a leading ``r``
-    attribute, or are out of order: the caller then reads the whole part.
-    """
-    rx = _sheet_rx(_prefix_of(data))
-    try:
-        _sd, start, end = _sheet_body(data, rx, "", PatchError)
-    except PatchError:
-        return None
-    row_open = b"<" + rx.prefix + b"row"
-    row_r = row_open + b' r="'
-    total = data.count(row_open, start, end)
-    if total != data.count(row_r, start, end) or len(rows) * 4 > total:
-        return None
-    view = memoryview(data)
-    pieces: list[bytes | memoryview] = [view[:start]]
-    pos = start
-    for rnum in sorted(set(rows)):
-        key = row_r + str(rnum).encode("ascii") + b'"'
-        at = data.find(key, pos, end)
-        if at < 0:
-            if data.find(key, start, pos) >= 0:
-                return None  # out of order
-            continue
-        m = rx.row_start.match(data, at)
-        if m is None:
-            return None
-        if m[2]:  # <row .../>
-            row_end = m.end()
-        else:
-            close = data.find(rx.row_close, m.end(), end)
-            if close < 0:
-                return None
-            row_end = close + len(rx.row_close)
-        pieces.append(view[at:row_end])
-        pos = row_end
-    pieces.append(view[end:])
-    return b"".join(pieces)
 
 
 def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
     """The package ``data`` with each worksheet of at least :data:`EXCERPT_MIN_BYTES` that
-    ``edits`` edit (sheet names matched ignoring case) cut down to their rows
-    (:func:`sheet_excerpt`); every other member is copied as stored. ``data`` itself when
+    ``edits`` edit (sheet names matched ignoring case) cut down to the edited cells
+    (:func:`cells_excerpt`); every other member is copied as stored. ``data`` itself when
     nothing is cut. A sheet named in an edit that is not a cell reference is left whole
     (where a check of the edits names the reference).
 
-    What the reopen check of a few edits in a big sheet reads back: a reader then parses the
-    edited rows as written, not the 10^5 rows the fidelity check proves unchanged byte for
-    byte. A sheet with edits on most of its rows (a first run's statuses) is cut down to the
-    edited cells instead (:func:`cells_excerpt`). Raises PatchError when a member cannot be
-    read (its CRC-32 is checked).
+    What the reopen check of the edits in a big sheet reads back: a reader then parses the
+    cells written, not the 10^5 rows the fidelity check proves unchanged byte for byte.
+    Raises PatchError when a member cannot be read (its CRC-32 is checked).
     """
-    # The edited cells by sheet; their rows are parsed only for a sheet that may be cut
-    # (not for a status on every row of one: 10^5 references).
     by_sheet: dict[str, list[Any]] = {}
     for edit in edits:
         cells = by_sheet.get(edit.sheet)
@@ -2463,36 +2410,10 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
             continue
         if pkg.zip.getinfo(real).file_size < EXCERPT_MIN_BYTES:
             continue
-        # Rows on most of the sheet (a status on every row): its dimension, near the top,
-        # tells so before the part is inflated. (Only a hint: sheet_excerpt counts the rows.)
-        with pkg.open(real) as stream:
-            head = stream.read(1 << 14)
-        dim = _sheet_rx(_prefix_of(head)).dimension.search(head)
-        span = _parse_range(dim[1].decode("ascii", "replace")) if dim else None
-        height = span[2] - span[0] + 1 if span is not None else None
-        if height is not None and len(edited) * 4 > height:
-            # As many rows as distinct digits after the letters, or fewer (a reference that
-            # is not one leaves the sheet whole anyway).
-            digits = {c.lstrip(_REF_LETTERS) for c in edited if isinstance(c, str)}
-            if len(digits) * 4 > height:
-                # Edits on most rows (a first run's statuses): the edited cells alone.
-                refs = _canonical_refs(edited)
-                cut = cells_excerpt(pkg.read(real), refs) if refs is not None else None
-                if cut is not None:
-                    new_parts[real] = cut
-                continue
-        rows: set[int] = set()
-        for cell in edited:
-            pos = _parse_ref(cell) if isinstance(cell, str) else None
-            if pos is None:
-                break  # not a cell: the sheet is read whole (its check names the reference)
-            rows.add(pos[0])
-        else:
-            if height is not None and len(rows) * 4 > height:
-                continue
-            excerpt = sheet_excerpt(pkg.read(real), rows)
-            if excerpt is not None:
-                new_parts[real] = excerpt
+        refs = _canonical_refs(edited)
+        cut = cells_excerpt(pkg.read(real), refs) if refs is not None else None
+        if cut is not None:
+            new_parts[real] = cut
     return _write_package(pkg, new_parts, set()) if new_parts else data
 
 
@@ -2514,13 +2435,15 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
     its own number. Everything before and after the rows is kept as it is. A cell that is not
     there is left out (it reads as empty).
 
-    What the reopen check of an edit on most rows of a big sheet reads back (a first run's
-    statuses): a reader then parses the cells written, not every cell of the sheet; the
-    fidelity check proves that each sits in its own row, in column order, and that the rest
-    of the sheet is unchanged byte for byte. A column with many edited cells (the statuses)
-    is searched in one pass, each other cell (an erasure's) in its own row. None when a cell
-    occurs twice or is not closed, or the cells are not in row order: the caller then reads
-    the whole part.
+    What the reopen check of the edits in a big sheet reads back: a reader then parses the
+    cells written, not every cell of the sheet; the fidelity check proves that each sits in
+    its own row, in column order, and that the rest of the sheet is unchanged byte for byte.
+    A column with many edited cells (a first run's statuses) is searched in one pass; each
+    other cell (an erasure's, next week's changed statuses) in its own row, found by its
+    leading ``r`` (a row that is not there reads as empty). None when a cell occurs twice or
+    is not closed, the cells or their rows are not in order, or a row lacks its leading ``r``
+    (its number then follows from its place, which a search for ``r`` does not see): the
+    caller then reads the whole part.
     """
     rx = _sheet_rx(_prefix_of(data))
     try:
@@ -2585,13 +2508,24 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
         if head not in dense
         for ref in cells
     )
+    if sparse:
+        without_r = re.compile(rb"<" + re.escape(rx.prefix) + rb'row(?! r=")(?=[\s/>])')
+        if without_r.search(data, start, end):
+            return None
     pos = start
     for rnum, _col, ref in sparse:  # each in its row, the rows searched for in order
-        at = data.find(row_open + str(rnum).encode("ascii") + b'"', pos, end)
-        m = rx.row_start.match(data, at) if at >= 0 else None
-        if m is None or m[2]:
-            continue  # no such row (or an empty one): the cell reads as empty
+        key = row_open + str(rnum).encode("ascii") + b'"'
+        at = data.find(key, pos, end)
+        if at < 0:
+            if data.find(key, start, pos) >= 0:
+                return None  # the rows are out of order
+            continue  # no such row: the cell reads as empty
+        m = rx.row_start.match(data, at)
+        if m is None:
+            return None
         pos = at
+        if m[2]:
+            continue  # <row .../>: the cell reads as empty
         row_end = data.find(row_close, m.end(), end)
         if row_end < 0:
             return None
