@@ -1976,7 +1976,8 @@ def test_rows_found_ahead_patch_as_the_walk_does(register: bytes, monkeypatch):
     ]
     plain = patch_workbook(register, edits, inline=True)
     package = xp.prepare_patch(register, ["asiakkaat"], rows=True)
-    index = package.row_index("xl/worksheets/sheet1.xml", package._preloaded[_CLIENTS_PART])
+    part = "xl/worksheets/sheet1.xml"
+    index = package.row_index(part, package._preloaded[part])
     assert index is not None and set(range(1, 202)) <= set(index) and 203 in index
     calls = []
     real_last_col = xp._last_col
@@ -1991,9 +1992,6 @@ def test_rows_found_ahead_patch_as_the_walk_does(register: bytes, monkeypatch):
     # Without rows=True nothing is found ahead; with other bytes the index is not used.
     assert xp.prepare_patch(register, ["asiakkaat"])._row_indexes == {}
     assert package.row_index("xl/worksheets/sheet1.xml", bytes(10)) is None
-
-
-_CLIENTS_PART = "xl/worksheets/sheet1.xml"
 
 
 @pytest.mark.parametrize(

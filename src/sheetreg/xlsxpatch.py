@@ -2486,20 +2486,21 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
             + rb")",
             re.S,
         )
-        matches = [(m.start(), m.end(), m[1], m[2]) for m in find.finditer(data, start, end)]
-        refs_found = [ref for _s, _e, ref, _d in matches if ref in wanted]
-        if len(set(refs_found)) != len(refs_found):
+        # (start, end, ref, row digits) of each edited cell, in the part's order.
+        cut = [
+            (m.start(), m.end(), m[1], m[2])
+            for m in find.finditer(data, start, end)
+            if m[1] in wanted
+        ]
+        if len({ref for _s, _e, ref, _d in cut}) != len(cut):
             return None  # a cell twice
-        found = [(at, stop_at, int(d)) for at, stop_at, ref, d in matches if ref in wanted]
+        found = [(at, stop_at, int(d)) for at, stop_at, _ref, d in cut]
         if len(by_column) == 1:
             # One column (a status on every row): a row a cell, in order, made in one go.
-            rnums = [rnum for _at, _stop, rnum in found]
-            if any(a >= b for a, b in itertools.pairwise(rnums)):
+            if any(a[2] >= b[2] for a, b in itertools.pairwise(found)):
                 return None  # out of order (a cell twice was refused above)
             rows = [
-                row_open + d + b'">' + data[at:stop_at] + row_close
-                for at, stop_at, ref, d in matches
-                if ref in wanted
+                row_open + d + b'">' + data[at:stop_at] + row_close for at, stop_at, _r, d in cut
             ]
             return b"".join([data[:start], *rows, data[end:]])
     sparse = sorted(
