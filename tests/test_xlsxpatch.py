@@ -1009,6 +1009,114 @@ def test_find_text_needle_with_markup_across_a_piece_edge(monkeypatch: pytest.Mo
     assert hits == [xp.Residue("p.xml", xp._part_kind("p.xml"), 0)]
 
 
+@given(text=st.text(max_size=60))
+def test_quick_fold_is_the_careful_searchs_text_in_utf8(text: str) -> None:
+    """The quick search reads a piece as the careful one does: decoded, case-folded (ß, the
+    Kelvin sign, İ, Greek and Cherokee letters alike), in UTF-8; only character references,
+    which the careful search resolves, make it step aside."""
+    from sheetreg.xlsxpatch import _quick_fold
+
+    text = text.replace("\ud800", "")  # no lone surrogates in a decoded part
+    for sample in (text, "Äijälä STRAßE \u212a İstanbul ΣΊΣΥΦΟΣ \uab70" + text):
+        raw = sample.encode("utf-8", "surrogatepass")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        got = _quick_fold(raw)
+        if b"&#" in raw:
+            assert got is None
+        else:
+            assert got == sample.casefold().encode("utf-8")
+
+
+def test_quick_fold_leaves_bytes_that_are_not_utf8() -> None:
+    """Bytes that are not UTF-8 stay as they are (no variant is made of them), and the
+    characters around them are folded still."""
+    from sheetreg.xlsxpatch import _quick_fold
+
+    assert _quick_fold(b"\xc3A\xa4\xc3\x84\xff") == b"\xc3a\xa4\xc3\xa4\xff"
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_find_text_quick_pass_only_skips_pieces_with_nothing(
+    quick: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pieces where the quick search sees no variant are skipped; where it sees one (even in
+    markup, as "ei" in customHeight), or cannot tell (a character reference), the careful
+    search decides: the same hits with the quick search as without it."""
+    import sheetreg.xlsxpatch as xp
+
+    data, needles = _find_text_cases()
+    monkeypatch.setattr(xp, "_SEARCH_PIECE", 64)
+    careful_pieces = []
+    real = xp._search_text
+
+    def counting(text: str, *args: object, **kwargs: object) -> None:
+        careful_pieces.append(text)
+        real(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(xp, "_search_text", counting)
+    if not quick:
+        monkeypatch.setattr(xp, "_may_hold", lambda piece, automata: True)
+    got = {(r.part, needles[r.needle]) for r in find_text(data, needles)}
+    assert got == {
+        ("xl/worksheets/sheet1.xml", "aalto5"),
+        ("xl/worksheets/sheet1.xml", "äijälä & co61"),
+        ("xl/worksheets/sheet1.xml", "mäkinen2"),
+        ("xl/worksheets/sheet1.xml", "mäkinen117"),
+        ("xl/worksheets/sheet1.xml", "öhman119"),
+        ("xl/pivotCache/pivotCacheRecords1.xml", "lahtinen"),
+        ("xl/comments1.xml", "nieminen"),
+        ("xl/sharedStrings.xml", "virtanen"),
+    }
+    if quick:  # without the needles found in markup, many pieces hold none of them
+        rare = [n for n in needles if n not in ("ei", "customheight")]
+        careful_pieces.clear()
+        find_text(data, rare)
+        skipping = len(careful_pieces)
+        monkeypatch.setattr(xp, "_may_hold", lambda piece, automata: True)
+        careful_pieces.clear()
+        find_text(data, rare)
+        assert skipping < 0.6 * len(careful_pieces)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cells=st.lists(st.text(alphabet="aAäÄsSßk\u212a &<>;#x\"'=0", max_size=12), max_size=12),
+    needles=st.lists(st.text(alphabet="aAäÄsSßk\u212a &#x", min_size=1, max_size=5), max_size=4),
+    piece=st.integers(8, 80),
+)
+def test_find_text_with_and_without_the_quick_pass(
+    cells: list[str], needles: list[str], piece: int
+) -> None:
+    """Whatever the text and the needles, the quick pass changes no result."""
+    from xml.sax.saxutils import escape
+
+    import sheetreg.xlsxpatch as xp
+
+    body = "".join(
+        f'<c r="A{n}" t="inlineStr" s="{escape(c, {chr(34): "&quot;"})}"><is><t>{escape(c)}</t>'
+        "</is></c>"
+        for n, c in enumerate(cells, 1)
+    )
+    part = f"<sheetData><row>{body}</row></sheetData>".encode()
+    needles = [n for n in needles if n.strip()]
+    old = xp._SEARCH_PIECE
+    try:
+        xp._SEARCH_PIECE = piece
+        quick = xp._find_text_in(["p.xml"], lambda _n: io.BytesIO(part), {}, needles)
+        real = xp._may_hold
+        xp._may_hold = lambda piece, automata: True
+        try:
+            careful = xp._find_text_in(["p.xml"], lambda _n: io.BytesIO(part), {}, needles)
+        finally:
+            xp._may_hold = real
+    finally:
+        xp._SEARCH_PIECE = old
+    assert quick == careful
+
+
 def test_xml_pieces_are_pieces() -> None:
     """A long part does come in many short pieces (the memory the search saves)."""
     from sheetreg.xlsxpatch import _xml_pieces
