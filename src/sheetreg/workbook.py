@@ -902,48 +902,28 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
                         raise FidelityError(f"reopen check: {edit.cell!r} is not a cell")
                     col = columns[letters] = column_index(letters) - c0
                 wanted.setdefault(int(edit.cell[len(letters) :]) - 1, []).append((col, edit))
-            # Row by row, keeping only the edited cells' values (by row << 14 | column): a
-            # big sheet never becomes a list of lists here, nor are its edited rows kept
-            # whole (on a first run every row has its status written). Whether the rows count
-            # from the sheet's first row or from its first used row is told by their number,
-            # so the cells of both candidates are kept until the end.
-            kept: dict[int, Any] = {}
-            n = 0
+            # The rows as the reader gives them: one column (a status on every row) as a
+            # list of its values, else the rows themselves (an excerpt: the edited cells
+            # alone, blank between). Whether they count from the sheet's first row or from
+            # its first used row is told by their number: from the first used row if there
+            # are as many as it has.
             if len(columns) == 1:
-                # One column (a status on every row): its values in a list, as the rows go by;
-                # they count from the first used row if there are as many as it has.
                 (c,) = columns.values()
-                column = [row[c] if 0 <= c < len(row) else "" for row in sheet.iter_rows()]
-                n = len(column)
-                skip = r0 if n == sheet.height and r0 else 0
-                for r, cells in wanted.items():
-                    got = column[r - skip] if 0 <= r - skip < n else ""
-                    for _c, edit in cells:
-                        want = edit.value
-                        if got == want and want.__class__ is str:
-                            continue
-                        if not _same_value(got, want):
-                            raise FidelityError(
-                                f"reopen check: {name}!{edit.cell.upper()} does not read back "
-                                "as written; the original was left in place."
-                            )
-                continue
-            cols_of = {r: {c for c, _ in cells} for r, cells in wanted.items()}
-            for n, row in enumerate(sheet.iter_rows(), 1):
-                here = cols_of.get(n - 1)
-                there = cols_of.get(n - 1 + r0) if r0 else None
-                if here is None and there is None:
-                    continue
-                need = there if here is None else here if there is None else here | there
-                base, width = (n - 1) << 14, len(row)
-                for c in need:
-                    if 0 <= c < width:
-                        kept[base | c] = row[c]
+                rows: list[Any] = [
+                    (row[c],) if 0 <= c < len(row) else () for row in sheet.iter_rows()
+                ]
+                at = {c: 0}
+            else:
+                rows = list(sheet.iter_rows())
+                at = {c: c for c in columns.values()}
+            n = len(rows)
             skip = r0 if n == sheet.height and r0 else 0
             for r, cells in wanted.items():
-                base = (r - skip) << 14 if r >= skip else -1
+                row = rows[r - skip] if 0 <= r - skip < n else ()
+                width = len(row)
                 for c, edit in cells:
-                    got = kept.get(base | c, "") if base >= 0 and 0 <= c < 1 << 14 else ""
+                    i = at[c]
+                    got = row[i] if 0 <= c and i < width else ""
                     want = edit.value
                     if got == want and want.__class__ is str:
                         continue  # text (a status), the common case: no further test
