@@ -946,6 +946,19 @@ def _find_text_cases() -> tuple[bytes, list[str]]:
     return buf.getvalue(), needles
 
 
+# What a search of _find_text_cases() finds: (part, needle).
+_FOUND_IN_CASES = {
+    ("xl/worksheets/sheet1.xml", "aalto5"),
+    ("xl/worksheets/sheet1.xml", "äijälä & co61"),
+    ("xl/worksheets/sheet1.xml", "mäkinen2"),
+    ("xl/worksheets/sheet1.xml", "mäkinen117"),
+    ("xl/worksheets/sheet1.xml", "öhman119"),
+    ("xl/pivotCache/pivotCacheRecords1.xml", "lahtinen"),
+    ("xl/comments1.xml", "nieminen"),
+    ("xl/sharedStrings.xml", "virtanen"),
+}
+
+
 @pytest.mark.parametrize("piece", [17, 40, 64, 333, 4 << 20])
 def test_find_text_in_pieces_finds_what_a_whole_search_finds(
     piece: int, monkeypatch: pytest.MonkeyPatch
@@ -957,16 +970,7 @@ def test_find_text_in_pieces_finds_what_a_whole_search_finds(
     data, needles = _find_text_cases()
     monkeypatch.setattr(xp, "_SEARCH_PIECE", piece)
     got = {(r.part, needles[r.needle]) for r in find_text(data, needles)}
-    assert got == {
-        ("xl/worksheets/sheet1.xml", "aalto5"),
-        ("xl/worksheets/sheet1.xml", "äijälä & co61"),
-        ("xl/worksheets/sheet1.xml", "mäkinen2"),
-        ("xl/worksheets/sheet1.xml", "mäkinen117"),
-        ("xl/worksheets/sheet1.xml", "öhman119"),
-        ("xl/pivotCache/pivotCacheRecords1.xml", "lahtinen"),
-        ("xl/comments1.xml", "nieminen"),
-        ("xl/sharedStrings.xml", "virtanen"),
-    }
+    assert got == _FOUND_IN_CASES
 
 
 @given(
@@ -1060,16 +1064,7 @@ def test_find_text_quick_pass_only_skips_pieces_with_nothing(
     if not quick:
         monkeypatch.setattr(xp, "_may_hold", lambda piece, automata: True)
     got = {(r.part, needles[r.needle]) for r in find_text(data, needles)}
-    assert got == {
-        ("xl/worksheets/sheet1.xml", "aalto5"),
-        ("xl/worksheets/sheet1.xml", "äijälä & co61"),
-        ("xl/worksheets/sheet1.xml", "mäkinen2"),
-        ("xl/worksheets/sheet1.xml", "mäkinen117"),
-        ("xl/worksheets/sheet1.xml", "öhman119"),
-        ("xl/pivotCache/pivotCacheRecords1.xml", "lahtinen"),
-        ("xl/comments1.xml", "nieminen"),
-        ("xl/sharedStrings.xml", "virtanen"),
-    }
+    assert got == _FOUND_IN_CASES
     if quick:  # without the needles found in markup, many pieces hold none of them
         rare = [n for n in needles if n not in ("ei", "customheight")]
         careful_pieces.clear()

@@ -923,7 +923,7 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
                 width = len(row)
                 for c, edit in cells:
                     i = at[c]
-                    got = row[i] if 0 <= c and i < width else ""
+                    got = row[i] if c >= 0 and i < width else ""
                     want = edit.value
                     if got == want and want.__class__ is str:
                         continue  # text (a status), the common case: no further test
