@@ -1020,15 +1020,11 @@ def test_quick_fold_is_the_careful_searchs_text_in_utf8(text: str) -> None:
     which the careful search resolves, make it step aside."""
     from sheetreg.xlsxpatch import _quick_fold
 
-    text = text.replace("\ud800", "")  # no lone surrogates in a decoded part
-    for sample in (text, "Äijälä STRAßE \u212a İstanbul ΣΊΣΥΦΟΣ \uab70" + text):
-        raw = sample.encode("utf-8", "surrogatepass")
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            continue
+    folds = "Äijälä STRAßE \u212a İstanbul ΣΊΣΥΦΟΣ \uab70"
+    for sample in (text, folds + text, text + "M&#228;kinen"):
+        raw = sample.encode("utf-8")  # text() draws no lone surrogates: as a decoded part
         got = _quick_fold(raw)
-        if b"&#" in raw:
+        if "&#" in sample:
             assert got is None
         else:
             assert got == sample.casefold().encode("utf-8")
