@@ -13,10 +13,12 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl.comments import Comment
 from openpyxl.packaging.custom import CustomPropertyList, StringProperty
 
-from sheetreg import erasure
+from sheetreg import erasure, values
 from sheetreg.cli import cli
 from sheetreg.erasure import (
     KEY_FILE_NAME,
@@ -759,6 +761,43 @@ def test_suppressed_rows_match_every_form_of_a_contact(tmp_path):
     ]:
         tokens = {t for phone, email in contacts for t in key.suppression_tokens(phone, email)}
         assert contact_rows(register, contacts) == suppressed_rows(register, key, tokens)
+
+
+_PHONE_TEXT = st.one_of(
+    st.sampled_from(["", " ", "040 123 4567", "+358 40 1234567", "00358401234567", "(09) 87"]),
+    st.text(alphabet="0123456789 +-()./\u00a0\0x", max_size=16),
+    st.integers(0, 10**10),
+)
+_EMAIL_TEXT = st.one_of(
+    st.sampled_from(["", " Y@Example.fi ", "y@example.fi", "STRASSE@x.fi", "straße@x.fi"]),
+    st.text(alphabet="aAyYß@.x \0", max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    phones=st.lists(_PHONE_TEXT, max_size=12),
+    emails=st.lists(_EMAIL_TEXT, max_size=12),
+    contacts=st.lists(st.tuples(_PHONE_TEXT, _EMAIL_TEXT), max_size=3),
+)
+def test_contact_rows_found_in_one_search_are_the_rows_compared_one_by_one(
+    phones: list[object], emails: list[str], contacts: list[tuple[object, str]]
+) -> None:
+    """The rows a joined search of the columns finds are exactly those whose phone or
+    e-mail has one of the contacts' forms: numbers written any way (+358, 00358, 0, junk),
+    e-mails in any case, cells that are numbers, empty, or hold a NUL (the slow path)."""
+    n = max(len(phones), len(emails))
+    phone_values = [*phones, *[""] * (n - len(phones))]
+    email_values = [*emails, *[""] * (n - len(emails))]
+    forms = [erasure._contact_forms(values.as_text(p), values.as_text(e)) for p, e in contacts]
+    want_phones = {p for p, _e in forms if p is not None}
+    want_emails = {e for _p, e in forms if e is not None}
+    rows = list(range(n))
+    got = erasure._contact_matches(phone_values, email_values, rows, want_phones, want_emails)
+    slowly = erasure._contact_matches_slowly(
+        phone_values, email_values, rows, want_phones, want_emails
+    )
+    assert got == slowly
 
 
 def test_long_text_is_searched_in_overlapping_pieces(monkeypatch):
