@@ -1828,9 +1828,9 @@ def _contact_matches(
             v if v.__class__ is str else values.as_text(v) or ""
             for v in map(column.__getitem__, rows)
         ]
-        joined = _JOIN.join(texts)
-        if joined.count(_JOIN) != len(texts) - 1 or "" in tails:
-            # A text holding the separator, or a form of which no part can be looked for.
+        joined = values.join_apart(texts)
+        if joined is None or "" in tails:
+            # A text holding a NUL, or a form of which no part can be looked for.
             return _contact_matches_slowly(phone_values, email_values, rows, phones, emails)
         candidates.update(rows[k] for k in _texts_holding(comparable(joined), tails))
     return _contact_matches_slowly(phone_values, email_values, sorted(candidates), phones, emails)
@@ -1860,18 +1860,13 @@ def _phone_tails(phones: set[str]) -> set[str]:
     return {p[4:] if p.startswith("+358") else p for p in phones}
 
 
-# Joins a column's texts for one search: no cell's text holds a NUL (XML cannot carry one);
-# one that did would send the search to the slow path.
-_JOIN = "\0"
-
-
 def _texts_holding(joined: str, needles: Iterable[str]) -> set[int]:
-    """Indexes of the texts joined by :data:`_JOIN` in ``joined`` in which some needle occurs
-    (a needle holding the separator occurs in none)."""
-    starts = [0, *itertools.accumulate([len(t) + 1 for t in joined.split(_JOIN)])]
+    """Indexes of the texts joined in ``joined`` (:func:`values.join_apart`) in which some
+    needle occurs (a needle holding the separator occurs in none)."""
+    starts = [0, *itertools.accumulate([len(t) + 1 for t in joined.split(values.APART)])]
     found: set[int] = set()
     for needle in needles:
-        if _JOIN in needle:
+        if values.APART in needle:
             continue
         pos = joined.find(needle)
         while pos >= 0:

@@ -39,6 +39,19 @@ def fold(text: str) -> str:
     return "".join([text[i : i + _FOLD_PIECE].casefold() for i in range(0, len(text), _FOLD_PIECE)])
 
 
+# Joins many cells' texts for one pass of C code over them all: no cell's text holds a NUL
+# (XML cannot carry one).
+APART = "\0"
+
+
+def join_apart(texts: list[str]) -> str | None:
+    """``texts`` joined by :data:`APART`, to be worked on in one go and split apart again
+    (each one's result is its own, when the work maps each character on its own); None when
+    a text holds a NUL after all (the caller then takes them one by one)."""
+    joined = APART.join(texts)
+    return joined if joined.count(APART) == max(len(texts) - 1, 0) else None
+
+
 def is_empty(raw: Any) -> bool:
     """True for a cell with nothing in it (white space only counts as empty)."""
     return raw is None or (isinstance(raw, str) and not raw.strip())
