@@ -438,15 +438,26 @@ class _Package:
             return None
         return memoryview(data)[start:end]
 
-    def stored(self, name: str) -> tuple[int, int, memoryview] | None:
-        """(method, CRC, compressed data) of a member, or None if it cannot be delimited."""
-        info = self.zip.getinfo(name)
+    def _compressed(self, info: zipfile.ZipInfo, *, named: bool = False) -> memoryview | None:
+        """The member's compressed data (after its local header), or None if it cannot be
+        delimited; with ``named``, also None unless the local header names the member as the
+        central directory does (as zipfile checks before it reads)."""
         raw = self.member(info)
         if raw is None:
             return None
         name_len, extra_len = struct.unpack_from("<2H", raw, 26)
+        if named:
+            encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+            if raw[30 : 30 + name_len] != info.orig_filename.encode(encoding, "replace"):
+                return None
         start = 30 + name_len + extra_len
-        return info.compress_type, info.CRC, raw[start : start + info.compress_size]
+        return raw[start : start + info.compress_size]
+
+    def stored(self, name: str) -> tuple[int, int, memoryview] | None:
+        """(method, CRC, compressed data) of a member, or None if it cannot be delimited."""
+        info = self.zip.getinfo(name)
+        body = self._compressed(info)
+        return None if body is None else (info.compress_type, info.CRC, body)
 
     def _plain_body(self, real: str) -> tuple[zipfile.ZipInfo, memoryview] | None:
         """A stored or deflated member's compressed bytes, for :func:`_fast_zlib` to inflate;
@@ -454,17 +465,8 @@ class _Package:
         info = self.zip.getinfo(real)
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             return None
-        raw = self.member(info)
-        if raw is None:
-            return None
-        name_len, extra_len = struct.unpack_from("<2H", raw, 26)
-        # The local header must name the member as the central directory does (as zipfile
-        # checks before it reads).
-        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
-        if raw[30 : 30 + name_len] != info.orig_filename.encode(encoding, "replace"):
-            return None
-        start = 30 + name_len + extra_len
-        return info, raw[start : start + info.compress_size]
+        body = self._compressed(info, named=True)
+        return None if body is None else (info, body)
 
     def _inflated(self, real: str) -> bytes | None:
         """The member's bytes, inflated by :data:`_fast_zlib`, its CRC-32 checked; None when
