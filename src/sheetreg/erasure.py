@@ -398,6 +398,9 @@ class _Retained:
                     for value, count in gone.items():
                         if left[value] <= count:
                             distinct.discard(value)
+                if set(map(type, distinct)) <= {str}:  # the usual column: all at C speed
+                    parts.extend(map(str.strip, filter(None, distinct)))
+                    continue
                 parts.extend(v.strip() for v in distinct if v.__class__ is str and v)
                 numbers.update(v for v in distinct if v.__class__ in (int, float))
         for _start, grid in register.other_sheets.values():
