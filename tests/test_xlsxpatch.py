@@ -2227,3 +2227,100 @@ def test_the_string_table_counts_its_items_however_written():
     assert xp._SharedStrings("s", table(plain)).count == 5
     mixed = plain + '<si/><si x="1"><t>a</t></si><si\n><t>b</t></si><sib/>'
     assert xp._SharedStrings("s", table(mixed)).count == 8
+
+
+_RUN_CELLS = st.one_of(
+    st.builds(lambda r: f"K{r}", st.integers(1, 700)),
+    st.sampled_from(["k7", "K07", "K0", "XFD3", "XFE3", "K1048577", "AAAA1", "K 2", "", 7]),
+)
+_RUN_VALUES = st.one_of(
+    st.sampled_from(["Aktiivinen", "Päättynyt", "Poistettu", "x\x01y", "a" * 32_768]),
+    st.none(),
+    st.integers(0, 3),
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.dates(),
+    st.just([1]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["S", "s", "T", "Nope"]), _RUN_CELLS, _RUN_VALUES),
+        max_size=12,
+    ),
+    st.integers(0, 2**32),
+)
+def test_a_long_run_of_edits_is_planned_as_edit_by_edit(odd, seed):
+    """Edits planned a run at a time (a status on every row) give the same plans, or the
+    same refusal naming the same cell, as the same edits planned one by one: with lower case
+    and nonsense references, repeated cells, values Excel cannot hold, other sheets."""
+    import random
+
+    from sheetreg.xlsxpatch import _load_workbook, _Package, _plan, _Planning
+
+    data = handmade({"S": "<sheetData/>", "T": "<sheetData/>"})
+    wb = _load_workbook(_Package(data))
+    edits = [CellEdit("S", f"K{r}", "Aktiivinen" if r % 3 else "Päättynyt") for r in range(2, 602)]
+    rng = random.Random(seed)
+    for sheet, cell, value in odd:
+        edits.insert(rng.randrange(len(edits) + 1), CellEdit(sheet, cell, value))  # type: ignore[arg-type]
+
+    def planned(fast: bool) -> object:
+        try:
+            if fast:
+                return _plan(wb, edits, PatchError)
+            planning = _Planning(wb, PatchError)
+            planning.one_by_one(edits, 0)
+            return planning.plans
+        except PatchError as exc:
+            return str(exc)
+
+    assert planned(True) == planned(False)
+
+
+def test_a_clean_run_of_edits_is_planned_at_once():
+    """The run of a status on every row is taken whole, its cells in edit order."""
+    from sheetreg.xlsxpatch import _load_workbook, _Package, _Planning
+
+    data = handmade({"S": "<sheetData/>"})
+    wb = _load_workbook(_Package(data))
+    edits = [CellEdit("S", f"K{r}", f"tila {r % 7}") for r in range(2, 602)]
+    planning = _Planning(wb, PatchError)
+    assert planning.run(edits, 5)
+    (plan,) = planning.plans.values()
+    assert [(c.row, c.col, c.ref, c.value, c.edit_index) for c in plan.cells.values()] == [
+        (r, 11, f"K{r}", f"tila {r % 7}", r + 3) for r in range(2, 602)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.builds(
+                lambda c, r: f"{c}{r}",
+                st.sampled_from(["A", "K", "Z", "AA", "XFD", "XFE", "k", "AAAA", ""]),
+                st.one_of(st.integers(0, 1_048_580).map(str), st.sampled_from(["01", "", "1e5"])),
+            ),
+            st.text(alphabet="AK09\n $-.ä١", max_size=6),
+        ),
+        max_size=8,
+    )
+)
+def test_references_parsed_at_once_are_those_a_patch_writes(cells):
+    """The references parsed at once are parsed as one by one, and only when every one is
+    as a patch writes it (upper case, no leading zero, on the sheet)."""
+    from sheetreg.xlsxpatch import _parse_ref, _ref, parse_canonical_refs
+
+    one_by_one = [_parse_ref(cell) for cell in cells]
+    canonical = bool(cells) and all(
+        pos is not None and _ref(*pos) == cell for pos, cell in zip(one_by_one, cells, strict=True)
+    )
+    parsed = parse_canonical_refs(cells)
+    if not canonical:
+        assert parsed is None
+    else:
+        assert parsed is not None
+        assert list(zip(*parsed, strict=True)) == one_by_one

@@ -30,6 +30,7 @@ import functools
 import hashlib
 import io
 import itertools
+import json
 import math
 import operator
 import pickle
@@ -1183,42 +1184,162 @@ def _check_value(value: object, where: str, error: type[Exception]) -> None:
 def _plan(
     wb: _Workbook, edits: Sequence[CellEdit], error: type[Exception]
 ) -> dict[str, _SheetPlan]:
-    """Validate ``edits`` and group them by worksheet part."""
-    plans: dict[str, _SheetPlan] = {}
-    sheets: dict[str, _SheetPlan] = {}
-    refs: dict[str, tuple[int, int, str] | None] = {}
-    checked_text: set[str] = set()  # a status text repeated on every row is checked once
-    for index, edit in enumerate(edits):
-        sheet = sheets.get(edit.sheet)
-        if sheet is None:
-            info = wb.find_sheet(edit.sheet, error)
-            if info.kind not in _CELL_SHEET_TYPES or not info.part:
-                raise error(f"sheet {info.name!r} is not a worksheet with cells")
-            sheet = sheets[edit.sheet] = plans.setdefault(info.part, _SheetPlan(info))
-        cell = edit.cell
-        parsed = refs.get(cell) if isinstance(cell, str) else None
+    """Validate ``edits`` and group them by worksheet part.
+
+    A long run of edits of one sheet (flag's status on every row) is planned a run at a
+    time (:meth:`_Planning.run`); whatever that cannot take whole, edit by edit, which also
+    names the first edit that is wrong.
+    """
+    planning = _Planning(wb, error)
+    if len(edits) < _PLAN_RUN_EDITS:
+        planning.one_by_one(edits, 0)
+        return planning.plans
+    start = 0
+    for _sheet, run in itertools.groupby(map(_EDIT_SHEET, edits)):
+        end = start + sum(1 for _ in run)
+        if end - start < _PLAN_RUN_EDITS or not planning.run(edits[start:end], start):
+            planning.one_by_one(edits[start:end], start)
+        start = end
+    return planning.plans
+
+
+_PLAN_RUN_EDITS = 256  # from this many edits of one sheet in a row, they are planned at once
+_EDIT_SHEET = operator.attrgetter("sheet")
+_EDIT_CELL = operator.attrgetter("cell")
+_EDIT_VALUE = operator.attrgetter("value")
+_UPPER = string.ascii_uppercase.encode("ascii")
+_DIGITS = string.digits.encode("ascii")
+
+
+def parse_canonical_refs(cells: list[Any]) -> tuple[list[int], list[int]] | None:
+    """The rows and columns of ``cells``, references as a patch writes them (``K2``: upper
+    case, no $, no leading zero), parsed at C speed; None when one is not such a reference
+    (the caller then takes them one by one, which tells lower case from nonsense).
+
+    Byte translations instead of regular expressions (a match costs one a thousand
+    instructions, and a first run has 10^5 references), and the rows read as one JSON
+    array. The lines joined hold only capitals, digits and newlines, and no digit is
+    followed by a capital: each line is capitals and then digits. Its capitals must name a
+    column, and its digits, with no leading zero, a row.
+    """
+    if not cells:
+        return None
+    try:
+        joined = "\n".join(cells).encode("ascii")
+    except (TypeError, UnicodeEncodeError):  # not a string, or not a plain reference
+        return None
+    if joined.translate(None, _UPPER + _DIGITS + b"\n") or b"0A" in joined.translate(_SHAPE):
+        return None
+    digits = joined.translate(None, _UPPER)
+    if digits.startswith(b"0") or b"\n0" in digits:
+        return None
+    try:  # JSON refuses an empty line (no digits) as it does a leading zero
+        rows = json.loads(b"[" + digits.replace(b"\n", b",") + b"]")
+    except ValueError:
+        return None
+    cols = list(map(_COL_NUM_B.get, joined.translate(None, _DIGITS).split(b"\n")))
+    # As many rows as cells (a newline inside one gives more), each on the sheet.
+    if len(rows) != len(cells) or None in cols or max(rows) > MAX_ROW:
+        return None
+    return rows, cols  # type: ignore[return-value]  # None is not in cols
+
+
+# A digit read as 0, a capital as A: "0A" marks a digit followed by a capital.
+_SHAPE = bytes.maketrans(_UPPER + _DIGITS, b"A" * 26 + b"0" * 10)
+
+
+class _Planning:
+    """The plans being made of a write's edits, by :func:`_plan`."""
+
+    def __init__(self, wb: _Workbook, error: type[Exception]) -> None:
+        self.wb = wb
+        self.error = error
+        self.plans: dict[str, _SheetPlan] = {}  # by worksheet part
+        self.sheets: dict[str, _SheetPlan] = {}  # by the name an edit gives
+        self.checked_text: set[str] = set()  # a status repeated on every row is checked once
+
+    def run(self, edits: Sequence[CellEdit], first: int) -> bool:
+        """Plan ``edits`` (all of one sheet; the first is edit number ``first``) at C speed:
+        their references parsed at once (:func:`parse_canonical_refs`), their values checked
+        once each. False, having planned none of them, when any is not plainly right (a
+        reference not canonical, a value to refuse, a cell edited twice):
+        :meth:`one_by_one` then takes them, and says which is wrong."""
+        name = edits[0].sheet
+        cells = list(map(_EDIT_CELL, edits))
+        parsed = parse_canonical_refs(cells)
         if parsed is None:
-            pos = _parse_ref(cell) if isinstance(cell, str) else None
-            if pos is None:
-                raise error(f"{sheet.info.name}!{cell!r}: not a cell reference like B2")
-            ref = _ref(*pos)
-            # The edit's own string when it is already the canonical reference (as the
-            # weekly job writes them): one string less a cell, 100,000 at a time.
-            parsed = refs[cell] = (pos[0], pos[1], cell if ref == cell else ref)
-        row, col, ref = parsed
-        value = edit.value
-        if type(value) is not str or value not in checked_text:
-            _check_value(value, f"{sheet.info.name}!{ref}", error)
-            if type(value) is str:
-                checked_text.add(value)
-        key = (row, col)
-        earlier = sheet.cells.get(key)
-        if earlier is not None:
-            if type(earlier.value) is type(value) and earlier.value == value:
-                continue
-            raise error(f"{sheet.info.name}!{ref}: two different edits for the same cell")
-        sheet.cells[key] = _CellPlan(row, col, ref, value, index)
-    return plans
+            return False
+        rows, cols = parsed
+        held = list(map(_EDIT_VALUE, edits))
+        try:
+            distinct = set(zip(map(type, held), held, strict=True))
+        except TypeError:  # an unhashable value: refused edit by edit
+            return False
+        try:
+            for kind, value in distinct:
+                if kind is not str or value not in self.checked_text:
+                    _check_value(value, "", self.error)
+        except self.error:
+            return False
+        keys = list(zip(rows, cols, strict=True))
+        planned = dict(
+            zip(
+                keys,
+                map(
+                    tuple.__new__,
+                    itertools.repeat(_CellPlan),
+                    zip(rows, cols, cells, held, range(first, first + len(edits)), strict=True),
+                ),
+                strict=True,
+            )
+        )
+        sheet = self.sheets.get(name)
+        if len(planned) != len(keys) or (sheet is not None and planned.keys() & sheet.cells.keys()):
+            return False  # a cell edited twice: whether with the same value is told edit by edit
+        if sheet is None:
+            info = self.wb.find_sheet(name, self.error)
+            if info.kind not in _CELL_SHEET_TYPES or not info.part:
+                raise self.error(f"sheet {info.name!r} is not a worksheet with cells")
+            sheet = self.sheets[name] = self.plans.setdefault(info.part, _SheetPlan(info))
+            if sheet.cells.keys() & planned.keys():  # another name of a sheet already planned
+                return False
+        sheet.cells.update(planned)
+        self.checked_text.update(value for kind, value in distinct if kind is str)
+        return True
+
+    def one_by_one(self, edits: Sequence[CellEdit], first: int) -> None:
+        """Plan ``edits`` one by one (the first is edit number ``first``)."""
+        refs: dict[str, tuple[int, int, str] | None] = {}
+        for index, edit in enumerate(edits, first):
+            sheet = self.sheets.get(edit.sheet)
+            if sheet is None:
+                info = self.wb.find_sheet(edit.sheet, self.error)
+                if info.kind not in _CELL_SHEET_TYPES or not info.part:
+                    raise self.error(f"sheet {info.name!r} is not a worksheet with cells")
+                sheet = self.sheets[edit.sheet] = self.plans.setdefault(info.part, _SheetPlan(info))
+            cell = edit.cell
+            parsed = refs.get(cell) if isinstance(cell, str) else None
+            if parsed is None:
+                pos = _parse_ref(cell) if isinstance(cell, str) else None
+                if pos is None:
+                    raise self.error(f"{sheet.info.name}!{cell!r}: not a cell reference like B2")
+                ref = _ref(*pos)
+                # The edit's own string when it is already the canonical reference (as the
+                # weekly job writes them): one string less a cell, 100,000 at a time.
+                parsed = refs[cell] = (pos[0], pos[1], cell if ref == cell else ref)
+            row, col, ref = parsed
+            value = edit.value
+            if type(value) is not str or value not in self.checked_text:
+                _check_value(value, f"{sheet.info.name}!{ref}", self.error)
+                if type(value) is str:
+                    self.checked_text.add(value)
+            key = (row, col)
+            earlier = sheet.cells.get(key)
+            if earlier is not None:
+                if type(earlier.value) is type(value) and earlier.value == value:
+                    continue
+                raise self.error(f"{sheet.info.name}!{ref}: two different edits for the same cell")
+            sheet.cells[key] = _CellPlan(row, col, ref, value, index)
 
 
 def _written_by_row(plan: _SheetPlan) -> dict[int, set[int]]:
@@ -2495,6 +2616,9 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
 def _canonical_refs(cells: Iterable[Any]) -> set[str] | None:
     """The A1-style references ``cells`` as a patch writes them (upper case, no $); None
     when one is not a cell reference."""
+    cells = list(cells)
+    if parse_canonical_refs(cells) is not None:  # as the weekly job writes them
+        return set(cells)
     refs = set()
     for cell in cells:
         if not isinstance(cell, str) or _parse_ref(cell) is None:
