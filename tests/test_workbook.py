@@ -936,3 +936,38 @@ def test_reopen_check_of_edits_on_most_rows_reads_the_cells_alone(register_path,
         with pytest.raises(FidelityError, match=f"Asiakkaat!{wrong.cell} does not read back"):
             _reopen_check(path, edits)
     assert all(cut)
+
+
+def test_reopen_check_of_many_texts_compares_them_at_once(register_path, monkeypatch):
+    """Texts on hundreds of rows (a first run's statuses) are compared in one pass, the
+    other edits one by one: each as written passes; a text in the wrong row, a number not
+    as written, one past the last row, all still fail, naming the cell."""
+    from sheetreg import workbook as wbmod
+    from sheetreg.errors import FidelityError
+    from sheetreg.workbook import _reopen_check
+    from sheetreg.xlsxpatch import CellEdit
+
+    path = register_path(clients=[client(client_id=f"A{1000 + n}") for n in range(300)])
+    statuses = {f"Asiakkaat!S{r}": f"tila {r}" for r in range(2, 302)}
+    assert write_cells(path, {**statuses, "Asiakkaat!T5": 7, "Asiakkaat!B9": None}).written
+    real, left = wbmod._not_read_back_at_once, []
+
+    def spy(rows, edits, skip, c0):
+        out = real(rows, edits, skip, c0)
+        left.append(len(out))
+        return out
+
+    monkeypatch.setattr(wbmod, "_not_read_back_at_once", spy)
+    good = [CellEdit("Asiakkaat", f"S{r}", f"tila {r}") for r in range(2, 302)]
+    extra = [CellEdit("Asiakkaat", "T5", 7), CellEdit("Asiakkaat", "B9", None)]
+    _reopen_check(path, [*good, *extra])
+    assert left == [2]  # the number and the emptied cell
+    for wrong in (
+        CellEdit("Asiakkaat", "S4", "tila 5"),
+        CellEdit("Asiakkaat", "T5", 8),
+        CellEdit("Asiakkaat", "T6", 7),
+        CellEdit("Asiakkaat", "S400", "tila 400"),
+    ):
+        edits = [e for e in [*good, *extra] if e.cell != wrong.cell] + [wrong]
+        with pytest.raises(FidelityError, match=f"Asiakkaat!{wrong.cell} does not read back"):
+            _reopen_check(path, edits)

@@ -892,46 +892,29 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
             else:
                 sheet = wb.get_sheet_by_name(name)
             r0, c0 = sheet.start or (0, 0)
-            wanted: dict[int, list[tuple[int, CellEdit]]] = {}  # 0-based row in the sheet
-            columns: dict[str, int] = {}  # a column's letters, read once for all its rows
-            for edit in sheet_edits:
-                letters = edit.cell.rstrip("0123456789")
-                col = columns.get(letters)
-                if col is None:
-                    if not _LETTERS.fullmatch(letters):
-                        raise FidelityError(f"reopen check: {edit.cell!r} is not a cell")
-                    col = columns[letters] = column_index(letters) - c0
-                wanted.setdefault(int(edit.cell[len(letters) :]) - 1, []).append((col, edit))
-            # The rows as the reader gives them: one column (a status on every row) as a
-            # list of its values, else the rows themselves (an excerpt: the edited cells
-            # alone, blank between). Whether they count from the sheet's first row or from
-            # its first used row is told by their number: from the first used row if there
-            # are as many as it has.
-            if len(columns) == 1:
-                (c,) = columns.values()
-                rows: list[Any] = [
-                    (row[c],) if 0 <= c < len(row) else () for row in sheet.iter_rows()
-                ]
-                at = {c: 0}
-            else:
-                rows = list(sheet.iter_rows())
-                at = {c: c for c in columns.values()}
+            # The rows as the reader gives them (an excerpt: the edited cells alone, blank
+            # between). Whether they count from the sheet's first row or from its first
+            # used row is told by their number: from the first used row if there are as
+            # many as it has.
+            rows = list(sheet.iter_rows())
             n = len(rows)
             skip = r0 if n == sheet.height and r0 else 0
-            for r, cells in wanted.items():
+            for edit in _not_read_back_at_once(rows, sheet_edits, skip, c0):
+                letters = edit.cell.rstrip("0123456789")
+                if not _LETTERS.fullmatch(letters):
+                    raise FidelityError(f"reopen check: {edit.cell!r} is not a cell")
+                c = column_index(letters) - c0
+                r = int(edit.cell[len(letters) :]) - 1
                 row = rows[r - skip] if 0 <= r - skip < n else ()
-                width = len(row)
-                for c, edit in cells:
-                    i = at[c]
-                    got = row[i] if c >= 0 and i < width else ""
-                    want = edit.value
-                    if got == want and want.__class__ is str:
-                        continue  # text (a status), the common case: no further test
-                    if not _same_value(got, want):
-                        raise FidelityError(
-                            f"reopen check: {name}!{edit.cell.upper()} does not read back as "
-                            "written; the original was left in place."
-                        )
+                got = row[c] if 0 <= c < len(row) else ""
+                want = edit.value
+                if got == want and want.__class__ is str:
+                    continue  # text (a status), the common case: no further test
+                if not _same_value(got, want):
+                    raise FidelityError(
+                        f"reopen check: {name}!{edit.cell.upper()} does not read back as "
+                        "written; the original was left in place."
+                    )
     except FidelityError:
         raise
     except Exception:
@@ -945,6 +928,36 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
 
 
 _LETTERS = re.compile(r"[A-Za-z]{1,3}")
+
+
+def _not_read_back_at_once(
+    rows: list[Any], edits: Sequence[CellEdit], skip: int, c0: int
+) -> Sequence[CellEdit]:
+    """The edits whose cells ``rows`` (a sheet as read back, its first row the sheet's row
+    ``skip`` + 1 and its first column ``c0`` + 1) are still to be compared with, one by one.
+
+    Many edits (a first run's statuses) have their references parsed at once and their text
+    compared in one pass: only those that are not text, or not found as written, are left
+    (a value that does not read back is then named). Few edits, or references not as a
+    patch writes them: all of them.
+    """
+    from sheetreg.xlsxpatch import parse_canonical_refs
+
+    if len(edits) < 256:
+        return edits
+    parsed = parse_canonical_refs([edit.cell for edit in edits])
+    if parsed is None:
+        return edits
+    at = [r - 1 - skip for r in parsed[0]]
+    cols = [c - 1 - c0 for c in parsed[1]]
+    if min(at) < 0 or max(at) >= len(rows) or min(cols) < 0 or max(cols) >= min(map(len, rows)):
+        return edits
+    got = [rows[r][c] for r, c in zip(at, cols, strict=True)]
+    return [
+        edit
+        for edit, value in zip(edits, got, strict=True)
+        if not (edit.value.__class__ is str and value == edit.value)
+    ]
 
 
 def _refuse_unless_passed(verdict: Any, check: str) -> None:
