@@ -2324,3 +2324,16 @@ def test_references_parsed_at_once_are_those_a_patch_writes(cells):
     else:
         assert parsed is not None
         assert list(zip(*parsed, strict=True)) == one_by_one
+
+
+def test_stored_members_are_the_same_only_byte_for_byte():
+    """Two members stored alike are the same only with the same method, CRC and bytes: a
+    CRC that happens to agree does not make different bytes the same."""
+    from sheetreg.xlsxpatch import _same_stored
+
+    body = memoryview(b"compressed bytes of a member" * 1000)
+    assert _same_stored((8, 7, body), (8, 7, memoryview(bytes(body))))
+    assert not _same_stored((8, 7, body), (8, 7, memoryview(bytes(body)[:-1] + b"!")))
+    assert not _same_stored((8, 7, body), (8, 7, body[:-1]))
+    assert not _same_stored((8, 7, body), (0, 7, body))
+    assert not _same_stored((8, 7, body), (8, 6, body))
