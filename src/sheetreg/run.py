@@ -218,10 +218,12 @@ def run_weekly(
         folder = report_dir or path.parent / "reports"
         previous = previous_run(folder, today)
         sections: dict[str, Any] = {}
+        rendered: list[Any] = []  # the sections' page and JSON, rendered with them
 
         def prepare_report(erasing: list[Any]) -> None:
-            # Done during the write: a failure here must not stop it (the report then makes
-            # these sections itself, after the write, and fails there if it must).
+            # Done during the write (while its proof is still running beside it): a failure
+            # here must not stop it (the report then makes these sections itself, after the
+            # write, and fails there if it must).
             with contextlib.suppress(Exception):
                 sections.update(
                     client_sections(
@@ -233,6 +235,7 @@ def run_weekly(
                         start=period_start(previous, today),
                     )
                 )
+                rendered.append(render_ahead(sections, lang))
 
         erasure = execute_erasures(
             path,
@@ -253,11 +256,9 @@ def run_weekly(
     if not sections:  # nothing was written: made now, while validation may be under way
         prepare_report(erasure.outcomes)
     # So is the report's part about clients, which needs nothing of validation either (on a
-    # big register, validation is still running beside this by now).
-    ahead = None
-    if sections:
-        with contextlib.suppress(Exception):  # the report then makes it itself, or fails there
-            ahead = render_ahead(sections, lang)
+    # big register, validation is still running beside this by now); a failure there leaves
+    # it to the report, which makes it itself, or fails there.
+    ahead = rendered[0] if rendered else None
     # Validation needs nothing of the write, nor the write of it: it is collected only now.
     validation = validating()
     if validation is forking.FAILED:  # the child died: do it here
