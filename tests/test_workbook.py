@@ -414,13 +414,19 @@ def test_sheet_names_ignore_case(reg):
     assert cell(reg, "Asiakkaat", "S2") == "x"
 
 
-def test_reopen_check_on_a_sheet_that_starts_below_and_right(tmp_path):
-    """Edited cells are read back at their place when a sheet's first cell is not A1."""
+@pytest.mark.parametrize("streamed", [False, True])
+def test_reopen_check_on_a_sheet_that_starts_below_and_right(tmp_path, monkeypatch, streamed):
+    """Edited cells are read back at their place when a sheet's first cell is not A1, taken
+    as rows or (a big sheet read whole) row by row."""
     import xlsxwriter
 
+    from sheetreg import workbook as wbmod
     from sheetreg.errors import FidelityError
     from sheetreg.workbook import _reopen_check
     from sheetreg.xlsxpatch import CellEdit
+
+    if streamed:
+        monkeypatch.setattr(wbmod, "_ROWS_KEPT_CELLS", 0)
 
     path = tmp_path / "offset.xlsx"
     wb = xlsxwriter.Workbook(path)
@@ -739,8 +745,8 @@ def test_reopen_check_reads_few_edits_of_a_big_sheet_from_an_excerpt(register_pa
     monkeypatch.setattr(xlsxpatch, "EXCERPT_MIN_BYTES", 0)
     real, cut = xlsxpatch.excerpt_package, []
 
-    def spy(data: bytes, rows: dict[str, set[int]]) -> bytes:
-        out = real(data, rows)
+    def spy(data: bytes, edits: list[CellEdit], names: set[str] | None = None) -> bytes:
+        out = real(data, edits, names)
         cut.append(out is not data)
         return out
 
@@ -938,10 +944,14 @@ def test_reopen_check_of_edits_on_most_rows_reads_the_cells_alone(register_path,
     assert all(cut)
 
 
-def test_reopen_check_of_many_texts_compares_them_at_once(register_path, monkeypatch):
+@pytest.mark.parametrize("whole_sheet_streamed", [False, True])
+def test_reopen_check_of_many_texts_compares_them_at_once(
+    register_path, monkeypatch, whole_sheet_streamed
+):
     """Texts on hundreds of rows (a first run's statuses) are compared in one pass, the
     other edits one by one: each as written passes; a text in the wrong row, a number not
-    as written, one past the last row, all still fail, naming the cell."""
+    as written, one past the last row, all still fail, naming the cell. So they do when the
+    sheet, read whole and too big to be taken as rows, goes by row by row."""
     from sheetreg import workbook as wbmod
     from sheetreg.errors import FidelityError
     from sheetreg.workbook import _reopen_check
@@ -958,10 +968,13 @@ def test_reopen_check_of_many_texts_compares_them_at_once(register_path, monkeyp
         return out
 
     monkeypatch.setattr(wbmod, "_not_read_back_at_once", spy)
+    if whole_sheet_streamed:
+        monkeypatch.setattr(wbmod, "_ROWS_KEPT_CELLS", 0)
     good = [CellEdit("Asiakkaat", f"S{r}", f"tila {r}") for r in range(2, 302)]
     extra = [CellEdit("Asiakkaat", "T5", 7), CellEdit("Asiakkaat", "B9", None)]
     _reopen_check(path, [*good, *extra])
-    assert left == [2]  # the number and the emptied cell
+    # At once but for the number and the emptied cell; or, streamed, none at once.
+    assert left == ([] if whole_sheet_streamed else [2])
     for wrong in (
         CellEdit("Asiakkaat", "S4", "tila 5"),
         CellEdit("Asiakkaat", "T5", 8),

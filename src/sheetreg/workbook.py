@@ -863,15 +863,18 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
 
     A big sheet is read back as an excerpt of its edited cells, each taken from the package
     byte for byte (see :func:`sheetreg.xlsxpatch.excerpt_package`): the rest of it is what the
-    fidelity check, which every write makes, proves unchanged byte for byte.
+    fidelity check, which every write makes, proves unchanged byte for byte. An excerpt, or a
+    small sheet, is taken as the reader's rows; a big sheet that could not be cut goes by row
+    by row, only its edited cells kept (as rows, 10^5 of them would hold every cell's value).
     """
     import python_calamine as pc
 
     from sheetreg.xlsxpatch import excerpt_package, sheet_parts
 
     aside: _SheetsAside | None = None
+    cut: set[str] = set()
     try:
-        plain = excerpt_package(plain, edits)
+        plain = excerpt_package(plain, edits, cut)
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(plain))
         # Sheet names are matched as Excel does (and the patcher): ignoring case.
         actual = {n.casefold(): n for n in wb.sheet_names}
@@ -891,30 +894,10 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
                 sheet = aside.sheet(name)
             else:
                 sheet = wb.get_sheet_by_name(name)
-            r0, c0 = sheet.start or (0, 0)
-            # The rows as the reader gives them (an excerpt: the edited cells alone, blank
-            # between). Whether they count from the sheet's first row or from its first
-            # used row is told by their number: from the first used row if there are as
-            # many as it has.
-            rows = list(sheet.iter_rows())
-            n = len(rows)
-            skip = r0 if n == sheet.height and r0 else 0
-            for edit in _not_read_back_at_once(rows, sheet_edits, skip, c0):
-                letters = edit.cell.rstrip("0123456789")
-                if not _LETTERS.fullmatch(letters):
-                    raise FidelityError(f"reopen check: {edit.cell!r} is not a cell")
-                c = column_index(letters) - c0
-                r = int(edit.cell[len(letters) :]) - 1
-                row = rows[r - skip] if 0 <= r - skip < n else ()
-                got = row[c] if 0 <= c < len(row) else ""
-                want = edit.value
-                if got == want and want.__class__ is str:
-                    continue  # text (a status), the common case: no further test
-                if not _same_value(got, want):
-                    raise FidelityError(
-                        f"reopen check: {name}!{edit.cell.upper()} does not read back as "
-                        "written; the original was left in place."
-                    )
+            if name.casefold() in cut or sheet.height * sheet.width <= _ROWS_KEPT_CELLS:
+                _read_back_rows(sheet, name, sheet_edits)
+            else:
+                _read_back_streamed(sheet, name, sheet_edits)
     except FidelityError:
         raise
     except Exception:
@@ -928,6 +911,73 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
 
 
 _LETTERS = re.compile(r"[A-Za-z]{1,3}")
+
+# A sheet read back whole of at most this many cells is taken as the reader's rows.
+_ROWS_KEPT_CELLS = 1 << 18
+
+
+def _read_back_rows(sheet: Any, name: str, edits: Sequence[CellEdit]) -> None:
+    """The reopen check of ``edits`` in ``sheet`` (python-calamine's) taken as its rows: an
+    excerpt (the edited cells alone, blank between) or a small sheet."""
+    r0, c0 = sheet.start or (0, 0)
+    rows = list(sheet.iter_rows())
+    n = len(rows)
+    # Whether the rows count from the sheet's first row or from its first used row is told
+    # by their number: from the first used row if there are as many as it has.
+    skip = r0 if n == sheet.height and r0 else 0
+    for edit in _not_read_back_at_once(rows, edits, skip, c0):
+        c, r = _edited_cell(edit, c0)
+        row = rows[r - skip] if 0 <= r - skip < n else ()
+        _compare_read_back(name, edit, row[c] if 0 <= c < len(row) else "")
+
+
+def _read_back_streamed(sheet: Any, name: str, edits: Sequence[CellEdit]) -> None:
+    """The reopen check of ``edits`` in a big ``sheet`` read whole: row by row, keeping only
+    the edited cells' values (by row << 14 | column), so that the sheet never becomes a list
+    of lists here. Whether the rows count from the sheet's first row or from its first used
+    row is told by their number, so the cells of both candidates are kept until the end."""
+    r0, c0 = sheet.start or (0, 0)
+    wanted = [(*_edited_cell(edit, c0), edit) for edit in edits]
+    cols_of: dict[int, set[int]] = {}
+    for c, r, _edit in wanted:
+        cols_of.setdefault(r, set()).add(c)
+    kept: dict[int, Any] = {}
+    n = 0
+    for n, row in enumerate(sheet.iter_rows(), 1):
+        here = cols_of.get(n - 1)
+        there = cols_of.get(n - 1 + r0) if r0 else None
+        if here is None and there is None:
+            continue
+        need = there if here is None else here if there is None else here | there
+        base, width = (n - 1) << 14, len(row)
+        for c in need:
+            if 0 <= c < width:
+                kept[base | c] = row[c]
+    skip = r0 if n == sheet.height and r0 else 0
+    for c, r, edit in wanted:
+        base = (r - skip) << 14 if r >= skip else -1
+        _compare_read_back(
+            name, edit, kept.get(base | c, "") if base >= 0 and 0 <= c < 1 << 14 else ""
+        )
+
+
+def _edited_cell(edit: CellEdit, c0: int) -> tuple[int, int]:
+    """The 0-based column (from the sheet's first used column ``c0``) and row of an edit."""
+    letters = edit.cell.rstrip("0123456789")
+    if not _LETTERS.fullmatch(letters):
+        raise FidelityError(f"reopen check: {edit.cell!r} is not a cell")
+    return column_index(letters) - c0, int(edit.cell[len(letters) :]) - 1
+
+
+def _compare_read_back(name: str, edit: CellEdit, got: Any) -> None:
+    want = edit.value
+    if got == want and want.__class__ is str:
+        return  # text (a status), the common case: no further test
+    if not _same_value(got, want):
+        raise FidelityError(
+            f"reopen check: {name}!{edit.cell.upper()} does not read back as written; the "
+            "original was left in place."
+        )
 
 
 def _not_read_back_at_once(

@@ -2587,12 +2587,13 @@ def read_cells(data: bytes, sheet: str, refs: Iterable[str]) -> dict[str, CellVa
 EXCERPT_MIN_BYTES = 1 << 20
 
 
-def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
+def excerpt_package(data: bytes, edits: Iterable[CellEdit], cut: set[str] | None = None) -> bytes:
     """The package ``data`` with each worksheet of at least :data:`EXCERPT_MIN_BYTES` that
     ``edits`` edit (sheet names matched ignoring case) cut down to the edited cells
     (:func:`cells_excerpt`); every other member is copied as stored. ``data`` itself when
     nothing is cut. A sheet named in an edit that is not a cell reference is left whole
-    (where a check of the edits names the reference).
+    (where a check of the edits names the reference). The names of the sheets cut, case
+    folded, are added to ``cut`` when it is given.
 
     What the reopen check of the edits in a big sheet reads back: a reader then parses the
     cells written, not the 10^5 rows the fidelity check proves unchanged byte for byte.
@@ -2617,9 +2618,11 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit]) -> bytes:
         if pkg.zip.getinfo(real).file_size < EXCERPT_MIN_BYTES:
             continue
         refs = _canonical_refs(edited)
-        cut = cells_excerpt(pkg.read(real), refs) if refs is not None else None
-        if cut is not None:
-            new_parts[real] = cut
+        excerpt = cells_excerpt(pkg.read(real), refs) if refs is not None else None
+        if excerpt is not None:
+            new_parts[real] = excerpt
+            if cut is not None:
+                cut.add(sheet.name.casefold())
     return _write_package(pkg, new_parts, set()) if new_parts else data
 
 
