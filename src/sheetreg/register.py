@@ -272,10 +272,10 @@ class Register:
     settings: dict[str, str]  # setting key -> value text
     settings_rows: dict[str, int]  # setting key -> Excel row number on the Settings sheet
     lang: str
-    # Sheet name -> refs of formula cells; None when read without them (only validation
-    # reads them: see read_register's ``formulas``).
+    # Sheet name -> refs of formula cells, and merged ranges ("B1:C1"); None when read
+    # without them (only validation reads them: see read_register's ``formulas``).
     formula_cells: dict[str, list[str]] | None = field(default_factory=dict)
-    merged_ranges: dict[str, list[str]] = field(default_factory=dict)  # sheet name -> ranges
+    merged_ranges: dict[str, list[str]] | None = field(default_factory=dict)
     # Sheets that are not record tables (Settings, Instructions, the user's own sheets):
     # sheet name -> ((first row, first column), grid), kept for workbook-wide scans.
     other_sheets: dict[str, tuple[tuple[int, int], list[list[Any]]]] = field(default_factory=dict)

@@ -124,6 +124,8 @@ def check_structure(table: Table, register: Register, lang: str) -> Iterator[Fin
             )
         else:
             yield make("unknown-column", lang, table.name, column=letter, row=hrow)
+    if register.formula_cells is None or register.merged_ranges is None:
+        raise ValueError("the register was read without its formula cells; validate needs them")
     for rng in register.merged_ranges.get(table.name, []):
         first = rng.split(":")[0]
         letters = first.rstrip("0123456789")
@@ -135,8 +137,6 @@ def check_structure(table: Table, register: Register, lang: str) -> Iterator[Fin
             row=int(first[len(letters) :]),
             range=rng,
         )
-    if register.formula_cells is None:
-        raise ValueError("the register was read without its formula cells; validate needs them")
     for ref in register.formula_cells.get(table.name, []):
         letters = ref.rstrip("0123456789")
         row = int(ref[len(letters) :])

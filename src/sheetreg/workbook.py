@@ -30,7 +30,7 @@ import zipfile
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from sheetreg import crypto, forking, values
 from sheetreg.errors import FidelityError, SheetregError, UnusableWorkbook, WriteRefused
@@ -251,10 +251,17 @@ def _table_from_grid(
     return Table(spec, name, header_row, first_col, header, columns, grid[1:], unknown)
 
 
-def _formula_cells_by_sheet(
-    data: bytes, parts: Mapping[str, str]
-) -> dict[str, list[tuple[int, int]]]:
-    """(column, row) of every formula cell in the given sheets' parts.
+class SheetScan(NamedTuple):
+    """What a scan of the data sheets' XML finds that python-calamine is not asked for: the
+    (0-based column, Excel row) of every formula cell, and the merged ranges ("B1:C1"), by
+    sheet name (a sheet with none is left out)."""
+
+    formulas: dict[str, list[tuple[int, int]]]
+    merged: dict[str, list[str]]
+
+
+def _scan_sheets(data: bytes, parts: Mapping[str, str]) -> SheetScan:
+    """Scan the given sheets' parts for formula cells and merged ranges.
 
     Runs beside python-calamine: in the thread that parses some big sheets (zlib lets go of
     the GIL while it inflates), or else in a forked child. The XML is read in chunks, so a
@@ -262,7 +269,7 @@ def _formula_cells_by_sheet(
     """
     from sheetreg.xlsxpatch import open_package
 
-    found: dict[str, list[tuple[int, int]]] = {}
+    scan = SheetScan({}, {})
     chunk = 4 << 20
     package = open_package(data)
     for name, part in parts.items():
@@ -270,12 +277,43 @@ def _formula_cells_by_sheet(
             tail = b""
             while block := fh.read(chunk):
                 window = tail + block
-                if _has_formula(window):
-                    # Rare: a formula in a data sheet. Locate them all in the whole part.
-                    found[name] = _formula_refs(package.read(part))
+                if _has_formula(window) or _MERGE_CELL in window:
+                    # Rare in a data sheet: a formula, merged cells. Read the whole part.
+                    whole = package.read(part)
+                    formulas = _formula_refs(whole) if _has_formula(whole) else []
+                    if formulas:
+                        scan.formulas[name] = formulas
+                    merged = _merged_ranges(whole)
+                    if merged:
+                        scan.merged[name] = merged
                     break
                 tail = window[-64:]
-    return found
+    return scan
+
+
+_MERGE_CELL = b"mergeCell"
+_MERGE_CELLS = re.compile(rb"<((?:[\w.\-]+:)?)mergeCells(?=[\s>/])[^>]*?(/?)>")
+_MERGE_REF = re.compile(
+    rb"""<(?:[\w.\-]+:)?mergeCell(?=[\s/>])[^>]*?\sref\s*=\s*["']([^"']*)["']"""
+)
+
+
+def _merged_ranges(xml: bytes) -> list[str]:
+    """The merged ranges of a worksheet ("B1:C1"): those in its first ``<mergeCells>``,
+    in their order (as calamine reads them), a reference that is not a range left out."""
+    from sheetreg.xlsxpatch import _parse_range
+
+    m = _MERGE_CELLS.search(xml)
+    if m is None or m[2]:
+        return []
+    end = xml.find(b"</" + m[1] + b"mergeCells>", m.end())
+    out = []
+    for ref in _MERGE_REF.finditer(xml, m.end(), len(xml) if end < 0 else end):
+        rng = _parse_range(ref[1].decode("ascii", "replace"))
+        if rng is not None:
+            r1, c1, r2, c2 = rng
+            out.append(f"{column_letter(c1 - 1)}{r1}:{column_letter(c2 - 1)}{r2}")
+    return out
 
 
 # An "f" that ends a tag's name: what a formula's start tag (<f>, <f t="shared" …/>, <x:f>)
@@ -312,8 +350,9 @@ def read_register(
     ``fork=False`` keeps the formula scan in this process (for callers that already keep
     both cores busy). ``package`` is the file as already read by :func:`load_package` (read
     here when not given); an encrypted workbook is decrypted with the keyring's password.
-    ``formulas=False`` skips the scan for formula cells, which only validation reads (a
-    pass over every data sheet's XML): the register's ``formula_cells`` is then None.
+    ``formulas=False`` skips the scan for formula cells and merged ranges, which only
+    validation reads (a pass over every data sheet's XML): the register's ``formula_cells``
+    and ``merged_ranges`` are then None (:func:`read_formula_cells` gives them).
     """
     with paused_gc():
         register = _read_register(Path(path), sheets, fork, package, formulas)
@@ -346,19 +385,24 @@ def _read_register(
     with _open_zip(path, data) as zf:
         sizes = {i.filename: i.file_size for i in zf.infolist()}
     try:
-        wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        parts: dict[str, str] | None = sheet_parts(data)
+    except Exception:
+        parts = None  # named below, unless calamine cannot read the file at all
+    # What calamine parses: the package with its sheets marked so that it does not read each
+    # one twice (merged ranges come from the scan of ``data``: _scan_sheets).
+    view = _reader_view(data, parts)
+    try:
+        wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(view))
         names = list(wb.sheet_names)
     except Exception:  # calamine raises several error types for broken packages
         raise UnusableWorkbook(
             f"{path.name}: the workbook cannot be read (damaged or not a spreadsheet). / "
             "Työkirjaa ei voi lukea."
         ) from None
-    try:
-        parts = sheet_parts(data)
-    except Exception:
+    if parts is None:
         raise UnusableWorkbook(
             f"{path.name}: the workbook's sheet list is damaged. / Työkirja on vioittunut."
-        ) from None
+        )
     if not any(match_sheet(n) in DATA_SHEETS for n in names):
         raise UnusableWorkbook(
             f"{path.name}: none of the register's sheets (Asiakkaat/Clients, Laskut/Invoices, "
@@ -373,25 +417,24 @@ def _read_register(
     wanted = [n for n in names if _wanted(match_sheet(n), sheets)]
     split = _sheets_aside(wanted, parts, sizes)
     if not want_formulas:  # no scan; a thread parses some big sheets beside this one
-        aside = _SheetsAside(data, split)
-        collect_formulas: Callable[[], Any] = dict
+        aside = _SheetsAside(view, split)
+        collect_scan: Callable[[], Any] = lambda: None  # noqa: E731
     elif split:
-        # A thread parses some big sheets and then scans for formulas, beside this one.
-        aside = _SheetsAside(data, split, data_parts)
-        collect_formulas = aside.formulas
+        # A thread parses some big sheets and then scans the sheets, beside this one.
+        aside = _SheetsAside(view, split, data, data_parts)
+        collect_scan = aside.scan
     else:  # the scan beside python-calamine, on the second core (see forking.py)
-        aside = _SheetsAside(data, [])
-        collect_formulas = forking.start(_formula_cells_by_sheet, data, data_parts, fork=fork)
+        aside = _SheetsAside(view, [])
+        collect_scan = forking.start(_scan_sheets, data, data_parts, fork=fork)
+    del view  # calamine holds its own copy
     try:
         tables: dict[str, Table] = {}
-        merged: dict[str, list[str]] = {}
         other: dict[str, tuple[tuple[int, int], list[list[Any]]]] = {}
 
-        def load(name: str) -> tuple[list[list[Any]], tuple[int, int], list[Any]]:
+        def load(name: str) -> tuple[list[list[Any]], tuple[int, int]]:
             try:
                 sheet = aside.sheet(name) if name in aside.names else wb.get_sheet_by_name(name)
-                ranges = sheet.merged_cell_ranges if match_sheet(name) in DATA_SHEETS else []
-                return _pooled_grid(sheet), sheet.start or (0, 0), ranges or []
+                return _pooled_grid(sheet), sheet.start or (0, 0)
             except Exception:
                 raise UnusableWorkbook(
                     f"{path.name}, sheet {name}: the sheet cannot be read (damaged). / "
@@ -402,24 +445,18 @@ def _read_register(
         loaded = {name: load(name) for name in wanted if name not in aside.names}
         for name in wanted:
             spec = match_sheet(name)
-            grid, start, ranges = loaded.pop(name) if name in loaded else load(name)
+            grid, start = loaded.pop(name) if name in loaded else load(name)
             if spec is None or spec.key in tables or not spec.columns:
                 other[name] = (start, grid)
                 continue
             tables[spec.key] = _table_from_grid(spec, name, grid, start)
-            if ranges:
-                merged[name] = [
-                    f"{column_letter(a[1])}{a[0] + 1}:{column_letter(b[1])}{b[0] + 1}"
-                    for a, b in ranges
-                ]
     finally:
         aside.join()
-        formulas = collect_formulas()
-    if formulas is forking.FAILED:
+        scan = collect_scan()
+    if scan is forking.FAILED:
         raise UnusableWorkbook(
             f"{path.name}: a sheet of the workbook is damaged. / Työkirja on vioittunut."
         )
-    formula_cells = _formula_cells_in(tables.values(), formulas)
     settings_table = tables.pop(SETTINGS.key, None)
     if settings_table is not None:
         other[settings_table.name] = (
@@ -437,8 +474,8 @@ def _read_register(
         settings,
         settings_rows,
         lang,
-        formula_cells if want_formulas else None,
-        merged,
+        None if scan is None else _formula_cells_in(tables.values(), scan.formulas),
+        None if scan is None else scan.merged,
         other,
     )
 
@@ -463,10 +500,11 @@ def _formula_cells_in(
 def read_formula_cells(
     register: Register, plain: bytes | None = None, *, written: str | None = None
 ) -> None:
-    """Give ``register``, read without its formula cells (``formulas=False``), those cells:
-    scanned from ``plain``, the (decrypted) package it was read from, or else from the file,
-    which must then still be the one read, or the one a write of it made (SHA-256
-    ``written``: it differs only in the cells written, which hold values, not formulas).
+    """Give ``register``, read without its formula cells (``formulas=False``), those cells
+    and its merged ranges: scanned from ``plain``, the (decrypted) package it was read from,
+    or else from the file, which must then still be the one read, or the one a write of it
+    made (SHA-256 ``written``: it differs only in the cells written, which hold values, not
+    formulas).
 
     For the weekly run, which leaves the scan out of the read, where it would stand between
     the read and everything else, and has it done with validation on the second core.
@@ -484,12 +522,13 @@ def read_formula_cells(
     try:
         parts = sheet_parts(plain)
         names = [t.name for t in register.tables.values() if match_sheet(t.name) in DATA_SHEETS]
-        found = _formula_cells_by_sheet(plain, {n: parts[n] for n in names if n in parts})
+        scan = _scan_sheets(plain, {n: parts[n] for n in names if n in parts})
     except Exception:
         raise UnusableWorkbook(
             f"{register.path.name}: a sheet of the workbook is damaged. / Työkirja on vioittunut."
         ) from None
-    register.formula_cells = _formula_cells_in(register.tables.values(), found)
+    register.formula_cells = _formula_cells_in(register.tables.values(), scan.formulas)
+    register.merged_ranges = scan.merged
 
 
 class _Pool(dict[Any, Any]):
@@ -604,8 +643,9 @@ def _sheets_aside(
 
 
 class _SheetsAside:
-    """Sheets parsed by python-calamine in a thread, with a workbook object of its own, and
-    then the formula scan of ``parts`` (:func:`_formula_cells_by_sheet`).
+    """Sheets parsed by python-calamine in a thread, with a workbook object of its own, from
+    ``view`` (:func:`_reader_view`), and then the scan of the ``parts`` of ``data``
+    (:func:`_scan_sheets`).
 
     calamine lets go of the GIL while it parses a sheet (though not while it turns one into
     Python values), and zlib while it inflates, so this runs on the second core. A failure
@@ -614,21 +654,31 @@ class _SheetsAside:
     """
 
     def __init__(
-        self, data: bytes, names: Sequence[str], parts: Mapping[str, str] | None = None
+        self,
+        view: bytes,
+        names: Sequence[str],
+        data: bytes | None = None,
+        parts: Mapping[str, str] | None = None,
     ) -> None:
         self.names = frozenset(names)
         self._sheets: dict[str, Any] = {}
-        self._formulas: Any = forking.FAILED
+        self._scan: Any = forking.FAILED
         self._thread: threading.Thread | None = None
         if names:
-            self._thread = threading.Thread(target=self._run, args=(data, list(names), parts))
+            self._thread = threading.Thread(target=self._run, args=(view, list(names), data, parts))
             self._thread.start()
 
-    def _run(self, data: bytes, names: list[str], parts: Mapping[str, str]) -> None:
+    def _run(
+        self,
+        view: bytes,
+        names: list[str],
+        data: bytes | None,
+        parts: Mapping[str, str] | None,
+    ) -> None:
         import python_calamine as pc
 
         try:
-            wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+            wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(view))
         except Exception as exc:  # calamine raises several error types
             self._sheets = dict.fromkeys(names, exc)
         else:
@@ -638,14 +688,15 @@ class _SheetsAside:
                 except Exception as exc:
                     self._sheets[name] = exc
             del wb
-        if parts is not None:
+        del view
+        if data is not None and parts is not None:
             with contextlib.suppress(Exception):
-                self._formulas = _formula_cells_by_sheet(data, parts)
+                self._scan = _scan_sheets(data, parts)
 
-    def formulas(self) -> Any:
-        """The formula scan's result (waits for the thread), or forking.FAILED."""
+    def scan(self) -> Any:
+        """The scan's result (waits for the thread), or forking.FAILED."""
         self.join()
-        return self._formulas
+        return self._scan
 
     def sheet(self, name: str) -> Any:
         """The parsed sheet (waits for the thread), handed over once so that its memory
@@ -660,6 +711,19 @@ class _SheetsAside:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+
+def _reader_view(data: bytes, parts: Mapping[str, str] | None) -> bytes:
+    """``data`` as python-calamine is given it: :func:`sheetreg.xlsxpatch.reader_view` of
+    the sheets' parts (``data`` itself when the sheet list could not be read)."""
+    from sheetreg.xlsxpatch import reader_view
+
+    if not parts:
+        return data
+    try:
+        return reader_view(data, parts.values())
+    except Exception:  # a package it cannot take apart: calamine reads it as it is
+        return data
 
 
 def _read_settings(table: Table | None) -> tuple[dict[str, str], dict[str, int]]:

@@ -65,6 +65,7 @@ __all__ = [
     "patch_further",
     "patch_workbook",
     "read_cells",
+    "reader_view",
     "sheet_parts",
     "verify_patch",
 ]
@@ -3073,7 +3074,9 @@ def _write_package(
             directory += record[46:]
         else:
             data = deflated[info.filename]
-            local, central = _deflated_member(info, content, offset, data)
+            local, central = _member_headers(
+                info, size=len(content), compressed=len(data[0]), crc=data[1], offset=offset
+            )
             pieces += (local, data[0])  # the compressed data is not copied into its header's
             size += len(local) + len(data[0])
             directory += central
@@ -3109,12 +3112,17 @@ def _deflate_all(parts: dict[str, bytes | bytearray]) -> dict[str, tuple[bytes, 
     return done
 
 
-def _deflated_member(
-    info: zipfile.ZipInfo, content: bytes | bytearray, offset: int, deflated: tuple[bytes, int]
+def _member_headers(
+    info: zipfile.ZipInfo,
+    *,
+    size: int,
+    compressed: int,
+    crc: int,
+    offset: int,
+    method: int = zipfile.ZIP_DEFLATED,
 ) -> tuple[bytes, bytes]:
-    """Local header (the deflated data follows it) and central record of ``content``
-    deflated under ``info``."""
-    data, crc = deflated
+    """Local header (the compressed data follows it) and central record of a member named
+    and dated as ``info``: ``size`` bytes of content, ``compressed`` bytes as stored."""
     try:
         name = info.filename.encode("ascii")
         flags = 0
@@ -3125,9 +3133,9 @@ def _deflated_member(
     dos_time = h << 11 | mi << 5 | s // 2
     dos_date = (y - 1980) << 9 | mo << 5 | d
     comment = info.comment
-    if len(data) >= 0xFFFFFFFF or len(content) >= 0xFFFFFFFF:
+    if compressed >= 0xFFFFFFFF or size >= 0xFFFFFFFF:
         raise PatchError(f"{info.filename}: the part is too large for a .xlsx package")
-    fields = (flags, zipfile.ZIP_DEFLATED, dos_time, dos_date, crc, len(data), len(content))
+    fields = (flags, method, dos_time, dos_date, crc, compressed, size)
     local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, *fields, len(name), 0)
     central = struct.pack(
         "<4s6H3L5H2L",
@@ -3166,6 +3174,143 @@ def _rewrite_package(
             zi.comment = info.comment
             out.writestr(zi, content, compresslevel=COMPRESS_LEVEL)
     return buf.getvalue()
+
+
+# --- the package as python-calamine reads it ---------------------------------------------------
+
+# What calamine's search of a worksheet for its merged ranges stops at. python-calamine asks
+# for them with every sheet it parses, and calamine finds them by reading the part's XML
+# again, element by element, up to a <mergeCells>: that comes after the sheetData, so the
+# search costs as much as the parse itself (a third of the read of a 20,000-client register).
+# Put in front of the part, it ends that search at once; merged ranges are found by
+# sheetreg's own scan of the sheets instead (workbook.py), and the cells read the same (the
+# cell reader skips what is not a dimension or the sheetData).
+_READER_MARK = b"<mergeCells></mergeCells>"
+# A deflate stream's stored block (BFINAL 0, BTYPE 00, then byte aligned: LEN and NLEN) of
+# the mark. Deflate's back-references count from where they are, so a block put before a
+# stream leaves what follows reading as before: the part is neither inflated nor deflated.
+_READER_MARK_BLOCK = (
+    b"\x00" + struct.pack("<2H", len(_READER_MARK), len(_READER_MARK) ^ 0xFFFF) + _READER_MARK
+)
+_CRC_POLY = 0xEDB88320  # CRC-32's polynomial, bits reversed (as zlib computes it)
+
+
+def _crc_times(a: int, b: int) -> int:
+    """``a`` times ``b`` modulo CRC-32's polynomial (bits reversed; zlib's multmodp)."""
+    m = 1 << 31
+    p = 0
+    while True:
+        if a & m:
+            p ^= b
+            if not a & (m - 1):
+                return p
+        m >>= 1
+        b = (b >> 1) ^ _CRC_POLY if b & 1 else b >> 1
+
+
+def _crc_x_powers() -> list[int]:
+    powers = [1 << 30]  # x^1; x^(2^k) after it
+    for _ in range(31):
+        powers.append(_crc_times(powers[-1], powers[-1]))
+    return powers
+
+
+_CRC_X_POWERS = _crc_x_powers()
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of ``a + b`` from ``a``'s CRC, ``b``'s and ``b``'s length (zlib's
+    crc32_combine, which Python's zlib leaves out): no pass over ``b``."""
+    shift = 1 << 31  # x^0: then times x^(8 * len2)
+    n, k = len2, 3
+    while n:
+        if n & 1:
+            shift = _crc_times(_CRC_X_POWERS[k & 31], shift)
+        n >>= 1
+        k += 1
+    return _crc_times(shift, crc1) ^ crc2
+
+
+def reader_view(data: bytes, parts: Collection[str]) -> bytes:
+    """The package ``data`` for python-calamine to read, its cells as they are: each of the
+    worksheet ``parts`` that is deflated or stored and starts with ``<`` in a plain 8-bit
+    encoding gets :data:`_READER_MARK` before its XML, so that calamine does not read the
+    part a second time for merged ranges. Those it then reports as none: ``data`` itself
+    is what a reader of merged ranges must be given (as it is when nothing can be marked:
+    ZIP64, members that cannot be delimited).
+
+    The mark goes in as a stored deflate block before the compressed data (or, stored, the
+    data), with the member's CRC-32 combined and its sizes grown: a copy of the members'
+    bytes, never an inflate or a deflate.
+    """
+    try:
+        pkg = _Package(data)
+    except PatchError:
+        return data  # calamine names what is wrong with it
+    records = pkg.central_records()
+    wanted = {name.casefold() for name in parts}
+    if records is None or not wanted or len(data) >= 0xFFFFFFFF - 0xFFFF:
+        return data
+    pieces: list[bytes | memoryview] = []
+    size = 0
+    directory = bytearray()
+    marked = 0
+    for info, record in zip(pkg.infos, records, strict=True):
+        offset = size
+        body = (
+            pkg._compressed(info, named=True)
+            if info.filename.casefold() in wanted
+            and info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+            else None
+        )
+        if body is not None and _plain_xml_start(info, body):
+            mark = _READER_MARK if info.compress_type == zipfile.ZIP_STORED else _READER_MARK_BLOCK
+            crc = crc32_combine(zlib.crc32(_READER_MARK), info.CRC, info.file_size)
+            local, central = _member_headers(
+                info,
+                size=info.file_size + len(_READER_MARK),
+                compressed=len(mark) + len(body),
+                crc=crc,
+                offset=offset,
+                method=info.compress_type,
+            )
+            pieces += (local, mark, body)
+            size += len(local) + len(mark) + len(body)
+            directory += central
+            marked += 1
+            continue
+        raw = pkg.member(info)
+        if raw is None:
+            return data
+        pieces.append(raw)
+        size += len(raw)
+        directory += record[:42]
+        directory += struct.pack("<L", offset)
+        directory += record[46:]
+    comment = pkg.zip.comment
+    count = len(pkg.infos)
+    if not marked or size >= 0xFFFFFFFF or count >= 0xFFFF or len(comment) > 0xFFFF:
+        return data
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), size, len(comment)
+    )
+    return b"".join([*pieces, directory, end, comment])
+
+
+def _plain_xml_start(info: zipfile.ZipInfo, body: memoryview) -> bool:
+    """Whether the member's content starts with ``<`` (no byte-order mark, no space), in an
+    encoding a mark in ASCII can go before: no ``encoding`` declared but UTF-8's."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        head = bytes(body[:256])
+    else:
+        try:
+            head = zlib.decompressobj(-15).decompress(body[:1024], 256)
+        except zlib.error:
+            return False
+    if not head.startswith(b"<") or head[1:2] == b"\x00":
+        return False
+    declared = re.match(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([^\"']*)[\"']", head)
+    return declared is None or declared[1].lower() in (b"utf-8", b"utf8")
 
 
 # --- verification ----------------------------------------------------------------------------
