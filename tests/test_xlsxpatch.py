@@ -10,6 +10,7 @@ import struct
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -1676,6 +1677,58 @@ def test_bulk_proof_never_passes_a_bad_result(register: bytes, bulk: list[bool |
         with pytest.raises(FidelityError):
             verify_patch(register, bad, edits)
         assert bulk in ([False], ["raised"]), name
+
+
+@pytest.fixture
+def placed(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What the bulk proof's check of the cells' places against the original's cut found."""
+    import sheetreg.xlsxpatch as xp
+
+    seen: list[bool] = []
+    original = xp._as_placed
+
+    def spy(*args: Any) -> bool:
+        seen.append(original(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(xp, "_as_placed", spy)
+    return seen
+
+
+def test_bulk_proof_places_cells_where_the_original_says(
+    register: bytes, bulk: list[bool | str], placed: list[bool]
+):
+    """Where each cell belongs is told from the original's cut before the patch exists, and
+    the patch's cells are checked against it at once: cells appended to their rows, written
+    over, put back between two others, and two new ones side by side; a cell swapped with
+    its new neighbour is refused (the check hands over to the cell-by-cell one)."""
+    checks = [(register, _status_edits())]
+    emptied = patch_workbook(
+        register, [CellEdit("Asiakkaat", f"E{r}", None) for r in range(2, 202)], inline=True
+    )
+    assert b'<c r="E5"' not in members(emptied.data)["xl/worksheets/sheet1.xml"]
+    checks.append(
+        (emptied.data, [CellEdit("Asiakkaat", f"E{r}", f"e{r}@example.fi") for r in range(2, 202)])
+    )
+    pair = [CellEdit("Asiakkaat", f"{c}{r}", f"{c} {r}") for r in range(2, 202) for c in "MN"]
+    checks.append((register, pair))
+    for original, edits in checks:
+        bulk.clear()
+        placed.clear()
+        verify_patch(original, patch_workbook(original, edits, residues=False, inline=True), edits)
+        assert bulk == [True] and placed == [True]
+    good = patch_workbook(register, pair, residues=False, inline=True)
+    sheet = members(good.data)["xl/worksheets/sheet1.xml"]
+    m40 = re.search(rb'<c r="M40"[^>]*>.*?</c>', sheet)
+    n40 = re.search(rb'<c r="N40"[^>]*>.*?</c>', sheet)
+    assert m40 is not None and n40 is not None and m40.end() == n40.start()
+    swapped = sheet.replace(m40[0] + n40[0], n40[0] + m40[0], 1)
+    bad = replace(good, data=rezip(good.data, {"xl/worksheets/sheet1.xml": swapped}))
+    bulk.clear()
+    placed.clear()
+    with pytest.raises(FidelityError):
+        verify_patch(register, lambda: bad, pair)
+    assert bulk == [False] and placed == [False]
 
 
 def test_bulk_proof_takes_rows_whose_spans_widen(register: bytes, bulk: list[bool | str]):

@@ -3504,33 +3504,132 @@ def _cut_sparse(
     return True
 
 
-class _BodyDigest(NamedTuple):
-    """A body's SHA-256 as it is and with its rows' ``spans`` hints masked (the same digest
-    when it has none): what the bulk proof compares, instead of holding the body."""
+class _BulkSide(NamedTuple):
+    """The original's side of the bulk proof of a sheet: the SHA-256 of its body with the
+    rows' ``spans`` hints masked and the planned cells cut out (:func:`_bulk_cut`), and
+    where in that rest each planned cell belongs (:func:`_places`; None when that cannot be
+    told there)."""
 
-    raw: bytes
-    masked: bytes
-
-
-def _masked_spans(body: bytes | bytearray, spans: re.Pattern[bytes]) -> bytes | bytearray:
-    """``body`` with its rows' ``spans`` hints taken out (itself when it has none)."""
-    return body if spans.search(body) is None else spans.sub(operator.itemgetter(1), body)
+    digest: bytes
+    places: dict[tuple[int, int], int] | None
 
 
-def _body_digest(rest: bytes | bytearray, spans: re.Pattern[bytes]) -> _BodyDigest:
-    raw = hashlib.sha256(rest).digest()
-    masked = _masked_spans(rest, spans)
-    return _BodyDigest(raw, raw if masked is rest else hashlib.sha256(masked).digest())
+def _bulk_cut(
+    rx: _SheetRx, planned: dict[tuple[int, int], _CellPlan], data: bytes, part: str
+) -> tuple[bytes, bytearray, dict[tuple[int, int], re.Match[bytes]], int] | None:
+    """The part with its rows' ``spans`` hints masked (a written column may widen them);
+    its body without the planned cells, and those cells (:func:`_cut_planned`, found in the
+    masked part); and where its body starts. None when the cut cannot be made."""
+    spans = _row_spans_rx(rx)
+    _sd, start, end = _sheet_body(data, rx, part, FidelityError)
+    if spans.search(data, start, end) is not None:
+        data = spans.sub(operator.itemgetter(1), data)
+        _sd, start, end = _sheet_body(data, rx, part, FidelityError)
+    del _sd  # a match holds its subject
+    cut = _cut_planned(rx, planned, data, start, end)
+    if cut is None:
+        return None
+    return data, cut[0], cut[1], start
 
 
-def _cut_ahead(part: str, old: bytes, plan: _SheetPlan) -> _BodyDigest | None:
-    """The digest of the original body of a sheet the bulk proof will check, its planned
-    cells cut out (:func:`_cut_planned`): half of that proof's work, done before the patch
-    exists; the cut itself (the size of the sheet) is let go at once."""
+def _places(
+    rx: _SheetRx,
+    planned: dict[tuple[int, int], _CellPlan],
+    rest: bytearray,
+    found: dict[tuple[int, int], re.Match[bytes]],
+    start: int,
+) -> dict[tuple[int, int], int] | None:
+    """Where in ``rest`` (a body cut by :func:`_bulk_cut`, which found the cells ``found``
+    and started at ``start``) each planned cell belongs: a cell that was cut, where it was;
+    a new one, in its row after the cells of lower columns and before those of higher. None
+    when a new cell's row is not there as a patch finds it (or is empty), or its cells are
+    not each of them written with ``r`` first and one after the other."""
+    places: dict[tuple[int, int], int] = {}
+    cut = 0
+    for key, m in found.items():  # in their order in the body
+        at = m.start()
+        places[key] = at - start - cut
+        cut += m.end() - at
+    row_r = b"<" + rx.prefix + b'row r="'
+    cell_r, row_close, cell_match, row_match = (
+        rx.cell_r_open,
+        rx.row_close,
+        rx.cell.match,
+        rx.row_start.match,
+    )
+    skip = len(cell_r)
+    find, rfind = rest.find, rest.rfind
+    pos = 0
+    row_num = tag_end = close = -1
+    digits = b""
+    for rnum, col in sorted(key for key in planned if key not in places):
+        if rnum != row_num:
+            digits = str(rnum).encode()
+            at = find(row_r + digits + b'"', pos)
+            m = row_match(rest, at) if at >= 0 else None
+            if m is None or m[2]:  # not there, or <row .../>: the patch changes its tag
+                return None
+            tag_end = m.end()
+            close = find(row_close, tag_end)
+            if close < 0:
+                return None
+            row_num, pos = rnum, close
+        # From the row's end back over the cells of higher columns: each must end where
+        # the one after it (or the row) starts.
+        place = close
+        while True:
+            lt = rfind(cell_r, tag_end, place)
+            if lt < 0:
+                if place != tag_end:
+                    return None  # something before the row's first cell with r
+                break
+            c = cell_match(rest, lt, close)
+            if c is None or c.end() != place:
+                return None
+            ref = rest[lt + skip : find(b'"', lt + skip, place)]
+            letters = ref.rstrip(b"0123456789")
+            if ref[len(letters) :] != digits:
+                return None
+            other = _col_num(bytes(letters))
+            if other < col:
+                break
+            if other == col:
+                return None
+            place = lt
+        places[rnum, col] = place
+    return places
+
+
+def _as_placed(
+    found: dict[tuple[int, int], re.Match[bytes]], start: int, places: dict[tuple[int, int], int]
+) -> bool:
+    """Whether each cell ``found`` in a body (starting at ``start``) stands where
+    :func:`_places` says it belongs, in the rest the same cut of the original left, and
+    cells in the same place in column order."""
+    get = places.get
+    cut = 0
+    last_at, last_col = -1, 0
+    for key, m in found.items():  # in their order in the body
+        at = m.start()
+        here = at - start - cut
+        if get(key) != here or (here == last_at and key[1] <= last_col):
+            return False
+        last_at, last_col = here, key[1]
+        cut += m.end() - at
+    return True
+
+
+def _cut_ahead(part: str, old: bytes, plan: _SheetPlan) -> _BulkSide | None:
+    """The original's side of the bulk proof of a sheet (:class:`_BulkSide`): half of that
+    proof's work, done before the patch exists; the cut itself (the size of the sheet) is
+    let go at once."""
     rx = _sheet_rx(_prefix_of(old))
-    _sd, start, end = _sheet_body(old, rx, part, FidelityError)
-    cut = _cut_planned(rx, plan.cells, old, start, end)
-    return None if cut is None else _body_digest(cut[0], _row_spans_rx(rx))
+    got = _bulk_cut(rx, plan.cells, old, part)
+    if got is None:
+        return None
+    _masked, rest, found, start = got
+    places = _places(rx, plan.cells, rest, found, start)
+    return _BulkSide(hashlib.sha256(rest).digest(), places)
 
 
 class _SheetVerifier:
@@ -3550,7 +3649,7 @@ class _SheetVerifier:
         plan: _SheetPlan | None,
         ctx: _VerifyContext,
         *,
-        old_cut: _BodyDigest | None = None,
+        old_cut: _BulkSide | None = None,
         reread: Callable[[], bytes] | None = None,
     ) -> None:
         self.part = part
@@ -3582,7 +3681,7 @@ class _SheetVerifier:
             if self.old_cut is not None and self.reread is not None:
                 del old
                 self.old = b""
-            if self._run_bulk(bs_o, be_o, bs_n, be_n):
+            if self._run_bulk():
                 return
             if not self.old:
                 assert self.reread is not None
@@ -3603,76 +3702,75 @@ class _SheetVerifier:
         self._compare_segment(po, be_o, pn, be_n)
         self._feed(b"", final=True)
 
-    def _run_bulk(self, bs_o: int, be_o: int, bs_n: int, be_n: int) -> bool:
+    def _run_bulk(self) -> bool:
         """Many edits (flag writes a status on every row), proven without a walk of the rows.
 
         The edited cells are cut out of both bodies and the rest compared as bytes (row
         ``spans`` hints aside); then each written cell must sit in its own row between its
-        neighbours in column order, be well-formed and decode to the value written. True when
+        neighbours in column order (where the original's cut says it belongs, or else as
+        found around it), be well-formed and decode to the value written. True when
         that proves the sheet; False when its shape needs the row walk, which also names
         what is wrong. Cells are found by a leading ``r`` attribute, as the patcher writes
         them; a shape this does not expect is never taken as proof.
         """
-        plan, rx, old, new = self.plan, self.rx, self.old, self.new
+        plan, rx, old = self.plan, self.rx, self.old
         assert plan is not None
         planned = plan.cells
-        spans = _row_spans_rx(rx)
-        old_digest = self.old_cut
+        old_side = self.old_cut
         self.old_cut = None
-        if old_digest is None:
-            old_cut = _cut_planned(rx, planned, old, bs_o, be_o)
-            if old_cut is None:
+        if old_side is None:
+            old_side = _cut_ahead(self.part, old, plan)
+            if old_side is None:
                 return False
-            old_digest = _body_digest(old_cut[0], spans)
-            del old_cut  # the body's digest is all that is kept of it
-        new_cut = _cut_planned(rx, planned, new, bs_n, be_n)
-        if new_cut is None:
+        got = _bulk_cut(rx, planned, self.new, self.part)
+        if got is None:
             return False
-        new_rest, found = new_cut
-        del new_cut
-        # The rest of the two bodies must be the same bytes, or the same once the rows'
-        # spans hints (which a written column may widen) are masked in both.
-        if hashlib.sha256(new_rest).digest() != old_digest.raw:
-            masked = _masked_spans(new_rest, spans)
-            if hashlib.sha256(masked).digest() != old_digest.masked:
-                return False
-            del masked
+        # The new part with its spans hints masked: the cells found are matches in it.
+        new, new_rest, found, bs_n = got
+        del got
+        # The rest of the two bodies must be the same bytes (spans hints aside).
+        if hashlib.sha256(new_rest).digest() != old_side.digest:
+            return False
         if self.d_pattern is not None and next(_sst_refs(new_rest, rx, self.d_pattern), None):
             return False  # an unedited cell refers to a string that changed: the walk names it
         del new_rest
         for key, p in plan.cells.items():
             if p.value is not None and key not in found:
                 return False
+        # Each cell where the original's cut says it belongs (so in its own row, between
+        # its neighbours): checked at once; else one by one below.
+        placed = old_side.places is not None and _as_placed(found, bs_n, old_side.places)
         row_r = b"<" + rx.prefix + b'row r="'
         row_open = row_r[:-4]
         cell_open, row_close, cell_match = rx.cell_r_open, rx.row_close, rx.cell.match
         proven: set[tuple[bytes, bytes | None, type, CellValue]] = set()
         for (rnum, col), m in found.items():
             start, end = m.span()
-            digits = str(rnum).encode()
-            # Its row: the nearest row start before it, <row r="rnum" ...> and not empty.
-            at = new.rfind(row_open, bs_n, start)
-            if at < 0 or not new.startswith(row_r + digits + b'"', at):
-                return False
-            tag_end = new.find(b">", at, start)
-            if tag_end < 0 or new[tag_end - 1] == 0x2F:  # "/>": an empty row
-                return False
-            if tag_end + 1 != start:  # a cell before it in the row: it ends here, lower column
-                lt = new.rfind(cell_open, tag_end, start)
-                before = cell_match(new, lt) if lt >= 0 else None
-                if before is None or before.end() != start:
+            if not placed:
+                digits = str(rnum).encode()
+                # Its row: the nearest row start before it, <row r="rnum" ...> and not empty.
+                at = new.rfind(row_open, bs_n, start)
+                if at < 0 or not new.startswith(row_r + digits + b'"', at):
                     return False
-                ref = new[lt + len(cell_open) : new.find(b'"', lt + len(cell_open), start)]
-                letters = ref.rstrip(b"0123456789")
-                if ref[len(letters) :] != digits or _col_num(letters) >= col:
+                tag_end = new.find(b">", at, start)
+                if tag_end < 0 or new[tag_end - 1] == 0x2F:  # "/>": an empty row
                     return False
-            if not new.startswith(row_close, end):  # a cell after it, at a higher column
-                if not new.startswith(cell_open, end):
-                    return False
-                ref = new[end + len(cell_open) : new.find(b'"', end + len(cell_open))]
-                letters = ref.rstrip(b"0123456789")
-                if ref[len(letters) :] != digits or _col_num(letters) <= col:
-                    return False
+                if tag_end + 1 != start:  # a cell before it in the row: it ends here, lower column
+                    lt = new.rfind(cell_open, tag_end, start)
+                    before = cell_match(new, lt) if lt >= 0 else None
+                    if before is None or before.end() != start:
+                        return False
+                    ref = new[lt + len(cell_open) : new.find(b'"', lt + len(cell_open), start)]
+                    letters = ref.rstrip(b"0123456789")
+                    if ref[len(letters) :] != digits or _col_num(letters) >= col:
+                        return False
+                if not new.startswith(row_close, end):  # a cell after it, at a higher column
+                    if not new.startswith(cell_open, end):
+                        return False
+                    ref = new[end + len(cell_open) : new.find(b'"', end + len(cell_open))]
+                    letters = ref.rstrip(b"0123456789")
+                    if ref[len(letters) :] != digits or _col_num(letters) <= col:
+                        return False
             # The same attributes (r aside), content and value: proven once for all rows. The
             # value's type is in the key: True == 1, but a number is no proof of a boolean.
             p = plan.cells[rnum, col]
