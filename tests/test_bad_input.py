@@ -172,3 +172,22 @@ def test_write_cells_refuses_bad_input(tmp_path):
     with pytest.raises(SheetregError):
         write_cells(path, {"Asiakkaat!A1": "x"})
     assert snapshot_dir(tmp_path) == before
+
+
+def test_weekly_run_on_a_damaged_sheet(tmp_path, register_path):
+    """The weekly run reads the workbook in a thread while it imports its other steps: a
+    sheet that cannot be read still gives one line naming the file and sheet, exit 2, and
+    nothing written (no report, no backup, the workbook as it was)."""
+    good = register_path(clients=[client()])
+    path = tmp_path / "vioittunut.xlsx"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"<sheetData>", b"<sheetData><row r=", 1)
+            dst.writestr(info, data)
+    before = snapshot_dir(tmp_path)
+    proc = run_cli("run", str(path), "--today", "2026-11-25", cwd=tmp_path)
+    assert_clean_refusal(proc, 2, "vioittunut.xlsx", "Asiakkaat")
+    assert snapshot_dir(tmp_path) == before
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "backups").exists()

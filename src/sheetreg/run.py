@@ -23,7 +23,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,13 +108,8 @@ class RunResult:
 
 
 # What the spares' jobs run: imported before they are forked, so that they share it.
-SPARE_MODULES = (
-    "python_calamine",
-    "ahocorasick",
-    "sheetreg.erasure",
-    "sheetreg.workbook",
-    "sheetreg.xlsxpatch",
-)
+# What the spares' work needs (the rest is imported while the workbook is read).
+SPARE_MODULES = ("python_calamine", "lxml.etree", "sheetreg.workbook", "sheetreg.xlsxpatch")
 
 
 # The patch and the checks of the write (the patch's read-back goes with it; fidelity, the
@@ -137,6 +134,15 @@ def run_weekly(
     nothing was written, so that the scheduler tries again later. ``keep_backups`` (the
     schedule's ``[output] backup_count``) overrides the workbook's Number of backups setting.
     """
+    from sheetreg.workbook import ensure_not_open, load_package, read_formula_cells, warm_patch
+
+    started = time.perf_counter()
+    path = Path(path)
+    ensure_not_open(path)  # before extracts are made: their outcome must be recordable
+    package = load_package(path)
+    # The read goes on in a thread while the steps after it are imported here (calamine
+    # lets go of the GIL while it parses a sheet).
+    reading = _read_beside(path, package)
     from sheetreg.cli_requests import make_pending_extracts
     from sheetreg.erasure import (
         _flag_plan,
@@ -148,19 +154,8 @@ def run_weekly(
     from sheetreg.requests import plan_requests
     from sheetreg.retention import due_erasures
     from sheetreg.validate import validate
-    from sheetreg.workbook import (
-        ensure_not_open,
-        load_package,
-        read_formula_cells,
-        read_register,
-        warm_patch,
-    )
 
-    started = time.perf_counter()
-    path = Path(path)
-    ensure_not_open(path)  # before extracts are made: their outcome must be recordable
-    package = load_package(path)
-    register = read_register(path, package=package, formulas=False)
+    register = reading()
     lang = lang or register.lang
     # Validation needs nothing the other steps make: on Linux it runs on the second core
     # (a forked child sees the register as read) while the statuses are worked out here,
@@ -285,6 +280,32 @@ def run_weekly(
     result.seconds = time.perf_counter() - started
     log_run(result, log_dir)
     return result
+
+
+def _read_beside(path: Path, package: Any) -> Callable[[], Register]:
+    """:func:`sheetreg.workbook.read_register` of ``package`` (without the formula scan,
+    which validation makes) in a thread; calling the result waits for the register, or
+    raises what the read raised."""
+    from sheetreg.workbook import read_register
+
+    done: list[Any] = []
+
+    def read() -> None:
+        try:
+            done.append(read_register(path, package=package, formulas=False))
+        except BaseException as exc:  # handed to the caller, which raises it
+            done.append(exc)
+
+    thread = threading.Thread(target=read, name="sheetreg-read")
+    thread.start()
+
+    def wait() -> Register:
+        thread.join()
+        if isinstance(done[0], BaseException):
+            raise done[0]
+        return done[0]
+
+    return wait
 
 
 def _validate_scanned(register: Register, plain: bytes, today: dt.date, lang: str) -> Report:
