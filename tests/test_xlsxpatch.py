@@ -1961,6 +1961,37 @@ def test_excerpt_package_cuts_only_big_sheets(register: bytes, monkeypatch: pyte
     assert xp.excerpt_package(register, [*edits, CellEdit("Asiakkaat", "9C", "z")]) is register
 
 
+def test_excerpt_package_without_strings_to_read(register: bytes, monkeypatch: pytest.MonkeyPatch):
+    """Cells written inline (the weekly run's) and emptied cells need no string table: every
+    edited sheet is cut, small ones too, and the table left empty; the cells read back as
+    in the whole package. One cut cell that refers to the table keeps it, and the small
+    sheets whole."""
+    from sheetreg import xlsxpatch as xp
+
+    monkeypatch.setattr(xp, "EXCERPT_MIN_BYTES", 10_000)
+    parts = sheet_parts(register)
+    edits = [CellEdit("Asiakkaat", f"L{r}", f"Tila {r}") for r in range(2, 60)]
+    edits += [CellEdit("Asiakkaat", "C9", None), CellEdit("laskut", "A3", 7.5)]
+    written = patch_workbook(register, edits, residues=False, inline=True).data
+    cut: set[str] = set()
+    excerpt = xp.excerpt_package(written, edits, cut)
+    assert cut == {"asiakkaat", "laskut"}
+    assert len(members(register)[parts["Laskut"]]) < 10_000  # cut all the same
+    assert members(excerpt)["xl/sharedStrings.xml"].count(b"<si") == 0
+    assert members(written)["xl/sharedStrings.xml"].count(b"<si") > 100
+    for sheet, refs in (("Asiakkaat", ["L2", "L59", "C9", "C10"]), ("Laskut", ["A3", "A4"])):
+        whole, short = calamine_cells(written, sheet), calamine_cells(excerpt, sheet)
+        for ref in refs:
+            edited = any(e.sheet.casefold() == sheet.casefold() and e.cell == ref for e in edits)
+            assert short.get(ref) == (whole.get(ref) if edited else None), (sheet, ref)
+    # A cell that refers to a shared string (here a kept one, read back as such).
+    shared = re.search(rb'<c r="B5"[^>]*t="s"', members(written)[parts["Asiakkaat"]])
+    assert shared is not None
+    kept = xp.excerpt_package(written, [*edits, CellEdit("Asiakkaat", "B5", "x")])
+    assert members(kept)["xl/sharedStrings.xml"] == members(written)["xl/sharedStrings.xml"]
+    assert members(kept)[parts["Laskut"]] == members(written)[parts["Laskut"]]
+
+
 @pytest.fixture
 def parts_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The package parts read (inflated) whole from now on, in order."""

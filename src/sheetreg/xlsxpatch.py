@@ -2594,6 +2594,11 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit], cut: set[str] | None
     (where a check of the edits names the reference). The names of the sheets cut, case
     folded, are added to ``cut`` when it is given.
 
+    When every edited sheet can be cut so and none of the cells cut out refers to the
+    shared-string table (the weekly run writes its text inline), the small sheets are cut
+    too and the table is left empty: a reader parses all of it when it opens a package
+    (half a million strings in a 100,000-client register), and no cell read back needs it.
+
     What the reopen check of the edits in a big sheet reads back: a reader then parses the
     cells written, not the 10^5 rows the fidelity check proves unchanged byte for byte.
     Raises PatchError when a member cannot be read (its CRC-32 is checked).
@@ -2608,21 +2613,49 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit], cut: set[str] | None
     for name, cells in by_sheet.items():
         by_name.setdefault(name.casefold(), []).extend(cells)
     pkg = _Package(data)
-    new_parts: dict[str, bytes | bytearray] = {}
-    for sheet in _load_workbook(pkg).sheets:
-        edited = by_name.get(sheet.name.casefold())
+    wb = _load_workbook(pkg)
+    excerpts: list[tuple[str, str, bytes, bool]] = []  # (part, folded name, excerpt, big)
+    every = True  # every edited sheet cut
+    for sheet in wb.sheets:
+        edited = by_name.pop(sheet.name.casefold(), None)
+        if edited is None:
+            continue
         real = pkg.real_name(sheet.part) if sheet.part else None
-        if edited is None or real is None or sheet.kind not in _CELL_SHEET_TYPES:
+        if real is None or sheet.kind not in _CELL_SHEET_TYPES:
+            every = False
             continue
-        if pkg.zip.getinfo(real).file_size < EXCERPT_MIN_BYTES:
-            continue
-        refs = _canonical_refs(edited)
+        big = pkg.zip.getinfo(real).file_size >= EXCERPT_MIN_BYTES
+        refs = _canonical_refs(edited) if big or every else None
         excerpt = cells_excerpt(pkg.read(real), refs) if refs is not None else None
-        if excerpt is not None:
+        if excerpt is None:
+            every = False
+        else:
+            excerpts.append((real, sheet.name.casefold(), excerpt, big))
+    sst = pkg.real_name(wb.sst_part) if wb.sst_part else None
+    plain = (
+        every
+        and not by_name  # no edit names a sheet the package lacks
+        and sst is not None
+        and not any(_SST_CELL.search(excerpt) for _p, _n, excerpt, _b in excerpts)
+    )
+    new_parts: dict[str, bytes | bytearray] = {}
+    for real, folded, excerpt, big in excerpts:
+        if big or plain:
             new_parts[real] = excerpt
             if cut is not None:
-                cut.add(sheet.name.casefold())
+                cut.add(folded)
+    if plain and new_parts:
+        assert sst is not None
+        new_parts[sst] = _EMPTY_SST
     return _write_package(pkg, new_parts, set()) if new_parts else data
+
+
+# A cell that refers to the shared-string table (t="s"), and a table with no string.
+_SST_CELL = re.compile(rb"""<(?:[\w.\-]+:)?c\s[^>]*?\st\s*=\s*["']s["']""")
+_EMPTY_SST = (
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="'
+    b'http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="0" uniqueCount="0"/>'
+)
 
 
 def _canonical_refs(cells: Iterable[Any]) -> set[str] | None:
