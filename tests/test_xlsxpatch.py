@@ -1884,7 +1884,17 @@ def test_changed_strings_are_exactly_those_no_longer_at_their_index():
         new = table(new_texts)
         expected = set() if name in ("same", "appended") else by_element(old, new)
         assert xp._changed_strings(old, new) == expected, name
+        # Found from the original's index alone (the new table is never indexed), as by
+        # both indexes.
+        if name not in ("same", "appended"):
+            assert xp._changed_in_place(old, table(new_texts)) == expected, name
+            assert xp._changed_by_index(old, table(new_texts)) == expected, name
     assert len(xp._changed_strings(old, table(cases["scattered"]))) == 6
+    # A string whose new element has no end tag of its own: found by both indexes instead.
+    xml = table(texts).data.replace(b"<si><t>arvo 7</t></si>", b"<si/>", 1)
+    odd = xp._SharedStrings("xl/sharedStrings.xml", xml, FidelityError)
+    assert xp._changed_in_place(old, odd) is None
+    assert xp._changed_strings(old, odd) == {7}
 
 
 # --- excerpts: what the reopen check reads back of a big sheet with few edits ---------------

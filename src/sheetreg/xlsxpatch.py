@@ -3417,6 +3417,48 @@ def _changed_strings(old: _SharedStrings | None, new: _SharedStrings | None) -> 
     old_body = old.data[old.body_start : old.body_end]
     if new.data.startswith(old_body, new.body_start):
         return set()  # only appended
+    del old_body
+    found = _changed_in_place(old, new)
+    return found if found is not None else _changed_by_index(old, new)
+
+
+def _changed_in_place(old: _SharedStrings, new: _SharedStrings) -> set[int] | None:
+    """:func:`_changed_strings` from the original's index alone (made before the patch
+    exists): the strings compared in runs, each run where the new table has it once the
+    strings changed before it are counted in; a changed string's new extent found by its
+    end tag. None when a string's new extent is not one element with its end tag."""
+    o_bounds = array("q", old.starts())
+    o_bounds.append(old.body_end)
+    head, close = b"<" + new.prefix + b"si", b"</" + new.prefix + b"si>"
+    common = min(old.orig_count, new.orig_count)
+    changed = set(range(new.orig_count, old.orig_count))
+    shift = new.body_start - old.body_start  # where the new table has what the old has
+    block = 1024
+    runs = [(lo, min(lo + block, common)) for lo in range(0, common, block)][::-1]
+    a, b = old.data, new.data
+    while runs:
+        lo, hi = runs.pop()
+        start, end = o_bounds[lo], o_bounds[hi]
+        if a[start:end] == b[start + shift : end + shift]:
+            continue
+        if hi - lo == 1:
+            tail = b.find(close, start + shift, new.body_end)
+            if tail < 0:
+                return None
+            tail += len(close)
+            if b.count(head, start + shift, tail) != 1:
+                return None
+            changed.add(lo)
+            shift += tail - (start + shift) - (end - start)
+            continue
+        mid = (lo + hi) // 2
+        runs += ((mid, hi), (lo, mid))  # the lower half first: the shift counts what came before
+    if o_bounds[common] + shift > new.body_end:
+        return None
+    return changed
+
+
+def _changed_by_index(old: _SharedStrings, new: _SharedStrings) -> set[int]:
     o_starts, n_starts = old.starts(), new.starts()
     # The starts with the body's end after them, as arrays: as lists, a million strings'
     # bounds would be a million int objects (38 MB).
