@@ -1662,6 +1662,8 @@ def _tampered_sheets(sheet: bytes) -> dict[str, bytes]:
         ),
         "twice": sheet.replace(l80, l80 + l80, 1),
         "row attribute": sheet.replace(b'<row r="60"', b'<row r="60" hidden="1"', 1),
+        # The same value, but not well-formed XML (an element left open).
+        "not well-formed": sheet.replace(l50, l50.replace(b"</is>", b"<x></is>"), 1),
     }
 
 
