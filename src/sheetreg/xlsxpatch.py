@@ -1615,10 +1615,33 @@ class _Patcher:
         row_key = b"<" + rx.prefix + b'row r="'
         # Rows found beforehand (prepare_patch), while the edits were being worked out.
         index = self.pkg.row_index(part, data) or {}
+        row_head, cell_open, row_close = b"<" + rx.prefix + b"row", rx.cell_r_open, rx.row_close
+        value_xml, col_style, grow = self._value_xml, sheet.col_style, self._grow_spans
         while i < todo:
             rnum = pending[i]
             row = index.get(rnum)
             if row is not None and row.at >= pos and row.close >= 0:
+                plans = by_row[rnum]
+                plan = plans[0]
+                if (
+                    len(plans) == 1
+                    and plan.value is not None
+                    and row.last_col is not None
+                    and row.last_col < plan.col
+                    and b"customFormat" not in row.attrs
+                ):
+                    # The common case, inline: one cell appended after the row's last one,
+                    # in the column's style (as _append_cells makes it).
+                    out += view[pos : row.at]
+                    out += row_head + grow(row.attrs, plan.col, plan.col) + b">"
+                    out += view[row.tag_end : row.close]
+                    out += cell_open + plan.ref.encode() + b'"'
+                    out += value_xml(sheet, plan, col_style(plan.col), b"")
+                    out += row_close
+                    pos = row.close + len(row_close)
+                    prev = rnum
+                    i += 1
+                    continue
                 out += view[pos : row.at]
                 span = (row.tag_end, row.close)
                 appended = self._append_cells(
