@@ -3529,16 +3529,26 @@ def _cut_planned(
     if dense:
         refs = {p.ref.encode(): key for key, p in planned.items() if key[1] in dense}
         letters = b"|".join(sorted(_COLS[col].encode() for col in dense))
-        find = re.compile(re.escape(rx.cell_r_open) + rb"((?:" + letters + rb')\d+)"')
-        cell = rx.cell
-        for m in find.finditer(data, start, end):
-            key = refs.get(m[1])
-            if key is None:
-                continue
-            c = cell.match(data, m.start(), end)
-            if c is None:
-                return None
-            spans.append((c.start(), key, c))
+        # The whole cell in one pattern, with the groups of rx.cell (attributes, content),
+        # its attributes starting with its r (a cell not closed is not found, and so not
+        # cut: the caller's comparison then finds it).
+        prefix = re.escape(rx.prefix)
+        find = re.compile(
+            rb"<"
+            + prefix
+            + rb'c( r="(?:'
+            + letters
+            + rb')\d+"[^>]*?)(?:/>|>(.*?)</'
+            + prefix
+            + rb"c>)",
+            re.S,
+        )
+        get = refs.get
+        for c in find.finditer(data, start, end):
+            attrs = c[1]
+            key = get(attrs[4 : attrs.index(b'"', 4)])
+            if key is not None:
+                spans.append((c.start(), key, c))
     sparse = sorted(key for key in planned if key[1] not in dense)
     if sparse and not _cut_sparse(rx, data, start, end, sparse, spans=spans):
         return None
