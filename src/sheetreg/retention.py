@@ -20,7 +20,7 @@ import calendar
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -357,13 +357,17 @@ class _Invoices:
             return
         self.rows = rows_by_id(invoices)
         self.numbers = invoices.column_values("invoice_number")
-        self.dates = invoices.column_values("invoice_date")
-        self.paid = invoices.column_values("paid_on")
         self.debt = invoices.column_values("debt_collection")
+        # Each row's payment date and the end of its retention, a list each (parsed once
+        # per distinct cell value): what the loop over a client's invoices reads.
+        self.paid = _dates_of(invoices.column_values("paid_on"), memo)
+        fy_end = policy.fy_end
+        days = _dates_of(invoices.column_values("invoice_date"), memo)
+        ends = {day: _retention_until(day, fy_end) for day in set(days) if day is not None}
+        self.until = [None if day is None else ends[day] for day in days]
         letter = invoices.letter("invoice_number") if invoices.has("invoice_number") else "A"
         self.prefix = f"{invoices.name}!{letter}"
         self.first = invoices.header_row + 1
-        self.fy_end = policy.fy_end
         self.memo = memo
 
     def holds(self, client_id: str, today: dt.date, billing: str | None) -> list[Hold]:
@@ -372,13 +376,13 @@ class _Invoices:
         if not rows:
             return []
         memo = self.memo
+        paid, ends = self.paid, self.until
         holds: list[Hold] = []
         open_rows: list[tuple[str, str]] = []  # (number, source) of unpaid invoices
         debt_rows: list[tuple[str, str]] = []
         for i in rows:
-            open_invoice = memo.date(self.paid[i]) is None  # unreadable: open (the safe side)
-            day = memo.date(self.dates[i])
-            until = _retention_until(day, self.fy_end) if day else None
+            open_invoice = paid[i] is None  # unreadable: open (the safe side)
+            until = ends[i]  # no readable invoice date: kept (the safe side)
             kept = until is None or today <= until
             if not (open_invoice or kept):
                 continue  # paid, and past its retention: nothing to say about it
@@ -402,6 +406,14 @@ class _Invoices:
             fields = (*_DEBT_FIELDS, *_INVOICE_ROW)
             holds.insert(0, Hold("debt-collection", fields, None, numbers, debt_rows[0][1]))
         return holds
+
+
+def _dates_of(column: Sequence[Any], memo: _Memo) -> list[dt.date | None]:
+    """Each cell of ``column`` as ``memo.date`` reads it, each distinct value parsed once
+    (a boolean, which equals a number, read on its own)."""
+    parse = memo.date
+    days = {raw: parse(raw) for raw in set(column) if raw.__class__ is not bool}
+    return [days[raw] if raw.__class__ is not bool else parse(raw) for raw in column]
 
 
 def _manual_hold(
