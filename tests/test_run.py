@@ -613,3 +613,45 @@ def test_the_report_about_clients_is_made_ahead_and_written_the_same(tmp_path, m
     other = report.render_ahead({**data, "holds": []}, data["lang"])
     assert not other.fits(data)
     assert real_json(data, other) == json.dumps(data, ensure_ascii=False) + "\n"
+
+
+def test_the_report_sections_are_made_once_while_the_patch_is(tmp_path, monkeypatch):
+    """The sections about clients are made while a spare makes the patch, with the erasures
+    being written, and not again during the write; a client whose erasure is written is not
+    among those awaiting approval. A run whose erasure is refused (a leftover of the
+    client's name in a comment) makes them again with what it writes: no erasure."""
+    import sheetreg.report
+
+    calls: list[list[tuple[str, str]]] = []
+    real = sheetreg.report.client_sections
+
+    def counted(register, statuses, outcomes, **kwargs):
+        calls.append([(o.plan.client_id, o.plan.scope) for o in outcomes])
+        return real(register, statuses, outcomes, **kwargs)
+
+    monkeypatch.setattr(sheetreg.report, "client_sections", counted)
+    ended = client(client_id="A1002", end=ENDED, approve_erasure="Kyllä", last_name="Mäkelä")
+    path = build_register(
+        tmp_path / "r.xlsx",
+        clients=[client(), ended, client(client_id="A1003", end=ENDED)],
+        sheets=(CLIENTS, INVOICES, REQUESTS, DISCLOSURES, ERASURE_LOG),
+    )
+    result = run_weekly(path, TODAY, log_dir=tmp_path / "log")
+    assert result.written and result.counts["erasures"] == 1
+    assert calls == [[("A1002", "full")]]
+    awaiting = {row["client_id"] for row in result.report["awaiting_approval"]}
+    assert "A1003" in awaiting and "A1002" not in awaiting
+    # Refused: the erased values are left in a cell comment the erasure does not touch.
+    calls.clear()
+    path = build_register(
+        tmp_path / "s.xlsx",
+        clients=[client(), ended, client(client_id="A1003", end=ENDED)],
+        sheets=(CLIENTS, INVOICES, REQUESTS, DISCLOSURES, ERASURE_LOG),
+    )
+    wb = openpyxl.load_workbook(path)
+    wb["Asiakkaat"]["A2"].comment = openpyxl.comments.Comment("Soita Mäkelä, 040 765 4321", "T")
+    wb.save(path)
+    refused = run_weekly(path, TODAY, log_dir=tmp_path / "log2")
+    assert refused.counts["erasures"] == 0 and refused.counts["erasures_refused"] == 1
+    # Made while the refused attempt's patch was, then again with no erasure written.
+    assert calls == [[("A1002", "full")], []]

@@ -1266,7 +1266,8 @@ def execute_erasures(
     ``extra_edits`` (e.g. the flag's status cells) go into the same write. ``reapply_of`` maps
     a client ID to the log ID whose erasure it repeats. ``meanwhile`` gets the erasures being
     written and does work that needs nothing more of the write, while the file is read back
-    (see :func:`sheetreg.workbook.write_cells`); it is not called when nothing is written.
+    (see :func:`sheetreg.workbook.write_cells`), and first while a spare makes the patch: it
+    may be called more than once (with the same erasures, or others after a refused attempt).
     ``keep_backups`` overrides the workbook's Number of backups setting. ``warm`` is
     :func:`sheetreg.workbook.warm_patch` of the workbook as read: it makes the patch, or is
     discarded.
@@ -1332,6 +1333,7 @@ def execute_erasures(
             reapply_of=reapply_of or {},
             extra_edits=extra_edits,
             warm=warm,
+            meanwhile=meanwhile,
         )
         warm = None  # one patch only: a second attempt makes its own
         if not refused:
@@ -1484,6 +1486,7 @@ def _attempt(
     reapply_of: dict[str, str],
     extra_edits: Sequence[CellEdit],
     warm: WarmPatch | None = None,
+    meanwhile: Callable[[list[ErasureOutcome]], None] | None = None,
 ) -> tuple[
     list[ErasureOutcome],
     list[CellEdit],
@@ -1497,7 +1500,9 @@ def _attempt(
     The patch's fidelity check starts before the patch is made (it reads the original
     meanwhile) and its reopen check as soon as the patch is made, both beside this process,
     so that they run while the package is searched and the file written aside (the write
-    then reads back only the log's last cells).
+    then reads back only the log's last cells). ``meanwhile`` gets the erasures being
+    written while a spare makes the patch (the write calls it again; a refused attempt is
+    followed by another).
     """
     from sheetreg.workbook import start_fidelity_check_early, start_patch, start_reopen_check
     from sheetreg.xlsxpatch import EditBatch, patch_workbook
@@ -1557,6 +1562,8 @@ def _attempt(
     if aside is not None:
         try:
             scan = _prepare(register, plans, changed)
+            if meanwhile is not None:
+                meanwhile(outcomes)
             patched = aside()
             reading = aside.read_back()
             proof.send(patched)

@@ -214,11 +214,19 @@ def run_weekly(
         previous = previous_run(folder, today)
         sections: dict[str, Any] = {}
         rendered: list[Any] = []  # the sections' page and JSON, rendered with them
+        made_for: list[Any] = []  # the erasures they were made with
 
         def prepare_report(erasing: list[Any]) -> None:
-            # Done during the write (while its proof is still running beside it): a failure
-            # here must not stop it (the report then makes these sections itself, after the
-            # write, and fails there if it must).
+            # Done while the patch is made, or else during the write (while its proof is
+            # still running beside it): a failure here must not stop it (the report then
+            # makes these sections itself, after the write, and fails there if it must).
+            # They depend on the erasures only by who is erased in full.
+            key = [(o.plan.client_id, o.plan.scope) for o in erasing]
+            if made_for == [key]:
+                return
+            sections.clear()
+            rendered.clear()
+            made_for[:] = [key]
             with contextlib.suppress(Exception):
                 sections.update(
                     client_sections(
@@ -248,8 +256,9 @@ def run_weekly(
             if child is not None:
                 child.discard()
         raise
-    if not sections:  # nothing was written: made now, while validation may be under way
-        prepare_report(erasure.outcomes)
+    # Made now if nothing was written (or with erasures other than those it was made with),
+    # while validation may be under way.
+    prepare_report(erasure.outcomes)
     # So is the report's part about clients, which needs nothing of validation either (on a
     # big register, validation is still running beside this by now); a failure there leaves
     # it to the report, which makes it itself, or fails there.
