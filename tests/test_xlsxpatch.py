@@ -2206,7 +2206,7 @@ def test_rows_found_ahead_patch_as_the_walk_does(register: bytes, monkeypatch):
         # spans hints to widen, a row with a style of its own, a cell right of the edits
         '<row r="1" spans="1:1"><c r="A1"><v>1</v></c></row><row r="2" spans="1:1" s="1"'
         ' customFormat="1"><c r="A2"><v>2</v></c></row><row r="3" spans="1:3"><c r="A3">'
-        "<v>4</v></c><c r=\"C3\"><v>5</v></c></row>",
+        '<v>4</v></c><c r="C3"><v>5</v></c></row>',
     ],
     ids=["duplicate", "leading-zero", "r-not-first", "out-of-order", "cells-without-r", "styled"],
 )
