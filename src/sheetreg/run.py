@@ -107,8 +107,9 @@ class RunResult:
         return "\n".join(lines)
 
 
-# What the spares' jobs run: imported before they are forked, so that they share it.
-# What the spares' work needs (the rest is imported while the workbook is read).
+# What the spares' jobs run: imported before they are forked, so that they share it (the
+# rest is imported while the workbook is read; a spare that searches a big package for an
+# erasure's leftovers imports the erasure module itself).
 SPARE_MODULES = ("python_calamine", "lxml.etree", "sheetreg.workbook", "sheetreg.xlsxpatch")
 
 
