@@ -665,12 +665,15 @@ class _SheetsAside:
         self._scan: Any = forking.FAILED
         self._thread: threading.Thread | None = None
         if names:
-            self._thread = threading.Thread(target=self._run, args=(view, list(names), data, parts))
+            # The view goes in a box the thread empties once calamine has its own copy: the
+            # thread's arguments are held until it ends.
+            box = [view]
+            self._thread = threading.Thread(target=self._run, args=(box, list(names), data, parts))
             self._thread.start()
 
     def _run(
         self,
-        view: bytes,
+        box: list[bytes],
         names: list[str],
         data: bytes | None,
         parts: Mapping[str, str] | None,
@@ -678,7 +681,7 @@ class _SheetsAside:
         import python_calamine as pc
 
         try:
-            wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(view))
+            wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(box.pop()))
         except Exception as exc:  # calamine raises several error types
             self._sheets = dict.fromkeys(names, exc)
         else:
@@ -688,7 +691,6 @@ class _SheetsAside:
                 except Exception as exc:
                     self._sheets[name] = exc
             del wb
-        del view
         if data is not None and parts is not None:
             with contextlib.suppress(Exception):
                 self._scan = _scan_sheets(data, parts)
