@@ -3118,14 +3118,12 @@ def _write_package(
         offset = size
         content = new_parts.get(info.filename)
         if content is None:
-            raw = pkg.member(info)
-            if raw is None:
+            copied = _copied_member(pkg, info, record, offset)
+            if copied is None:
                 return _rewrite_package(pkg, new_parts, removed)
-            pieces.append(raw)
-            size += len(raw)
-            directory += record[:42]
-            directory += struct.pack("<L", offset)
-            directory += record[46:]
+            pieces.append(copied[0])
+            size += len(copied[0])
+            directory += copied[1]
         else:
             data = deflated[info.filename]
             local, central = _member_headers(
@@ -3135,14 +3133,33 @@ def _write_package(
             size += len(local) + len(data[0])
             directory += central
         count += 1
+    end = _end_record(pkg, count, directory, size)
+    if end is None:
+        return _rewrite_package(pkg, new_parts, removed)
+    pieces += (directory, end, pkg.zip.comment)
+    return b"".join(pieces)
+
+
+def _copied_member(
+    pkg: _Package, info: zipfile.ZipInfo, record: memoryview, offset: int
+) -> tuple[memoryview, bytes] | None:
+    """A member copied as stored (:meth:`_Package.member`) to ``offset``, and its central
+    record with that offset; None when it cannot be delimited."""
+    raw = pkg.member(info)
+    if raw is None:
+        return None
+    return raw, bytes(record[:42]) + struct.pack("<L", offset) + bytes(record[46:])
+
+
+def _end_record(pkg: _Package, count: int, directory: bytearray, size: int) -> bytes | None:
+    """The end of central directory record of ``count`` members taking ``size`` bytes, the
+    package's comment after it; None when that needs ZIP64."""
     comment = pkg.zip.comment
     if size >= 0xFFFFFFFF or count >= 0xFFFF or len(comment) > 0xFFFF:
-        return _rewrite_package(pkg, new_parts, removed)
-    end = struct.pack(
+        return None
+    return struct.pack(
         "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), size, len(comment)
     )
-    pieces += (directory, end, comment)
-    return b"".join(pieces)
 
 
 def _deflate(content: bytes | bytearray) -> tuple[bytes, int]:
@@ -3333,22 +3350,16 @@ def reader_view(data: bytes, parts: Collection[str]) -> bytes:
             directory += central
             marked += 1
             continue
-        raw = pkg.member(info)
-        if raw is None:
+        copied = _copied_member(pkg, info, record, offset)
+        if copied is None:
             return data
-        pieces.append(raw)
-        size += len(raw)
-        directory += record[:42]
-        directory += struct.pack("<L", offset)
-        directory += record[46:]
-    comment = pkg.zip.comment
-    count = len(pkg.infos)
-    if not marked or size >= 0xFFFFFFFF or count >= 0xFFFF or len(comment) > 0xFFFF:
+        pieces.append(copied[0])
+        size += len(copied[0])
+        directory += copied[1]
+    end = _end_record(pkg, len(pkg.infos), directory, size)
+    if not marked or end is None:
         return data
-    end = struct.pack(
-        "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), size, len(comment)
-    )
-    return b"".join([*pieces, directory, end, comment])
+    return b"".join([*pieces, directory, end, pkg.zip.comment])
 
 
 def _plain_xml_start(info: zipfile.ZipInfo, body: memoryview) -> bool:
