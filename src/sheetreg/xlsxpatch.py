@@ -3525,7 +3525,8 @@ def _cut_planned(
     rx: _SheetRx, planned: dict[tuple[int, int], _CellPlan], data: bytes, start: int, end: int
 ) -> _Cut | None:
     """The body without the cells at planned references, and those cells (None when a
-    reference occurs twice or a cell is malformed).
+    reference occurs twice, or a cell looked for in its row is malformed; a cell of a dense
+    column that is not closed is not found, and so stays in the body).
 
     A column with many planned cells (a status on every row) is searched in one pass
     for its cells; the few cells of other columns (an erasure's) are looked for in their
@@ -3541,8 +3542,7 @@ def _cut_planned(
         refs = {p.ref.encode(): key for key, p in planned.items() if key[1] in dense}
         letters = b"|".join(sorted(_COLS[col].encode() for col in dense))
         # The whole cell in one pattern, with the groups of rx.cell (attributes, content),
-        # its attributes starting with its r (a cell not closed is not found, and so not
-        # cut: the caller's comparison then finds it).
+        # its attributes starting with its r.
         prefix = re.escape(rx.prefix)
         find = re.compile(
             rb"<"
@@ -3661,12 +3661,7 @@ def _places(
     a new one, in its row after the cells of lower columns and before those of higher. None
     when a new cell's row is not there as a patch finds it (or is empty), or its cells are
     not each of them written with ``r`` first and one after the other."""
-    places: dict[tuple[int, int], int] = {}
-    cut = 0
-    for key, m in found.items():  # in their order in the body
-        at = m.start()
-        places[key] = at - start - cut
-        cut += m.end() - at
+    places = dict(_in_rest(found, start))
     row_r = b"<" + rx.prefix + b'row r="'
     cell_r, row_close, cell_match, row_match = (
         rx.cell_r_open,
@@ -3724,16 +3719,24 @@ def _as_placed(
     :func:`_places` says it belongs, in the rest the same cut of the original left, and
     cells in the same place in column order."""
     get = places.get
-    cut = 0
     last_at, last_col = -1, 0
-    for key, m in found.items():  # in their order in the body
-        at = m.start()
-        here = at - start - cut
+    for key, here in _in_rest(found, start):
         if get(key) != here or (here == last_at and key[1] <= last_col):
             return False
         last_at, last_col = here, key[1]
-        cut += m.end() - at
     return True
+
+
+def _in_rest(
+    found: dict[tuple[int, int], re.Match[bytes]], start: int
+) -> Iterator[tuple[tuple[int, int], int]]:
+    """Each cell ``found`` in a body starting at ``start`` (in their order there), and where
+    it stands in the rest that cutting them all leaves."""
+    cut = 0
+    for key, m in found.items():
+        at = m.start()
+        yield key, at - start - cut
+        cut += m.end() - at
 
 
 def _cut_ahead(part: str, old: bytes, plan: _SheetPlan) -> _BulkSide | None:
