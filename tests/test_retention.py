@@ -514,3 +514,49 @@ def test_memoised_parsers_tell_a_boolean_from_a_number():
             assert [type(memo.billing_key(v)) for v in order] == [type(None)] * len(order)
     memo = _Memo()
     assert memo.is_yes(True) and not memo.is_yes(1.0)
+
+
+def test_every_status_at_once_is_each_rows_own(tmp_path: Path):
+    """The statuses of a whole register (each column read once per distinct value) are the
+    ones each row gets on its own, odd cells included: a hold cell of spaces or 0, TRUE and
+    1 in Approve erasure, dates as text and serials, an erased row, open and collected
+    invoices; and a status awaits approval exactly when no hold blocks it."""
+    from sheetreg.retention import _status_rows, _status_rows_unpaused
+
+    ended = dt.date(2026, 1, 31)
+    clients = [
+        client(client_id="A1", end=ended),
+        client(client_id="A2", end=ended, hold_until="   ", hold_reason=" "),
+        client(client_id="A3", end=ended, hold_until=0),
+        client(client_id="A4", end="31.1.2026", approve_erasure=True),
+        client(client_id="A5", end=46000, approve_erasure=1),
+        client(client_id="A6", end=ended, hold_reason="Reklamaatio"),
+        client(client_id="A7", end=TODAY + DAY, approve_erasure="Kyllä"),
+        client(client_id="P-0123456789abcdef", end=ended),
+        client(client_id="A8", end=ended, hold_until=TODAY - DAY, hold_reason="Vanha"),
+        client(client_id=" A9 ", billing_method="Paperilasku", end=ended),
+    ]
+    invoices = [
+        invoice("1", "A1"),
+        invoice("2", "A2", paid_on=None),
+        invoice("3", "A5", paid_on=None, debt_collection="Kyllä"),
+        invoice("4", "A5", paid_on=None),
+        invoice("5", "P-0123456789abcdef", invoice_date=dt.date(2015, 3, 1)),
+        invoice("", "A9", paid_on=None),
+    ]
+    reg = register(tmp_path, clients=clients, invoices=invoices)
+    every = _status_rows(reg, TODAY)
+    assert len(every) == len(clients)
+    for status in every:
+        alone = _status_rows_unpaused(reg, TODAY, None, (status.index, status.client_id))
+        assert alone == [status]
+        blocked = any(h.blocks for h in status.holds)
+        assert status.awaiting_approval == (
+            status.state == "ended" and not status.approved and not status.erased and not blocked
+        )
+    by_id = {s.client_id: s for s in every}
+    assert by_id["A2"].holds and not any(h.kind == "manual-hold" for h in by_id["A2"].holds)
+    assert [h.kind for h in by_id["A3"].holds] == ["manual-hold"]
+    assert [h.kind for h in by_id["A5"].holds[:2]] == ["debt-collection", "open-invoice"]
+    assert by_id["A4"].approved and by_id["A5"].approved is False
+    assert by_id["P-0123456789abcdef"].erased and by_id["A9"].client_id == "A9"

@@ -20,7 +20,7 @@ import calendar
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -352,10 +352,10 @@ class _Invoices:
 
     def __init__(self, register: Register, policy: Policy, memo: _Memo) -> None:
         invoices = register.table("invoices")
-        self.rows = RowIndex()
+        self.by_id: dict[str, int | list[int]] = {}
         if invoices is None or not invoices.has("client_id"):
             return
-        self.rows = rows_by_id(invoices)
+        self.by_id = rows_by_id(invoices).rows
         self.numbers = invoices.column_values("invoice_number")
         self.debt = invoices.column_values("debt_collection")
         # Each row's payment date and the end of its retention, a list each (parsed once
@@ -371,16 +371,17 @@ class _Invoices:
         self.memo = memo
 
     def holds(self, client_id: str, today: dt.date, billing: str | None) -> list[Hold]:
-        """The holds the client's invoices put on her data as of ``today``."""
-        rows = self.rows.get(client_id)
-        if not rows:
+        """The holds the client's invoices put on her data as of ``today``: those that
+        block erasure (an open invoice, debt collection) first."""
+        found = self.by_id.get(client_id)
+        if found is None:
             return []
         memo = self.memo
         paid, ends = self.paid, self.until
         holds: list[Hold] = []
         open_rows: list[tuple[str, str]] = []  # (number, source) of unpaid invoices
         debt_rows: list[tuple[str, str]] = []
-        for i in rows:
+        for i in (found,) if found.__class__ is int else found:
             open_invoice = paid[i] is None  # unreadable: open (the safe side)
             until = ends[i]  # no readable invoice date: kept (the safe side)
             kept = until is None or today <= until
@@ -409,11 +410,8 @@ class _Invoices:
 
 
 def _dates_of(column: Sequence[Any], memo: _Memo) -> list[dt.date | None]:
-    """Each cell of ``column`` as ``memo.date`` reads it, each distinct value parsed once
-    (a boolean, which equals a number, read on its own)."""
-    parse = memo.date
-    days = {raw: parse(raw) for raw in set(column) if raw.__class__ is not bool}
-    return [days[raw] if raw.__class__ is not bool else parse(raw) for raw in column]
+    """Each cell of ``column`` as ``memo.date`` reads it (see :func:`_mapped`)."""
+    return _mapped(column, memo.date)
 
 
 def _manual_hold(
@@ -498,15 +496,31 @@ def _status_rows_unpaused(
     hold_until = clients.column_values("hold_until")
     hold_reason = clients.column_values("hold_reason")
     first = clients.header_row + 1
-    for i in [only[0]] if only else clients.nonblank_rows():
+    automatic = policy.automatic
+    grace = dt.timedelta(days=policy.after_days if automatic else 1)
+    day = dt.timedelta(days=1)
+    if only is None:
+        # Every row: each column read once per distinct value (a register repeats its
+        # dates and labels), as lists indexed by row.
+        rows = clients.nonblank_rows()
+        end_of: Callable[[int], dt.date | None] = _dates_of(ends, memo).__getitem__
+        billing_of: Callable[[int], str | None] = _mapped(billing, memo.billing_key).__getitem__
+        approved_of: Callable[[int], bool] = _mapped(approvals, memo.is_yes).__getitem__
+    else:
+        rows = [only[0]]
+        end_of = lambda i: memo.date(ends[i])  # noqa: E731
+        billing_of = lambda i: memo.billing_key(billing[i])  # noqa: E731
+        approved_of = lambda i: memo.is_yes(approvals[i])  # noqa: E731
+    holds_of = invoices.holds
+    for i in rows:
         raw = ids[i]
-        cid = values.id_text(raw)
+        cid = raw.strip() if raw.__class__ is str else values.id_text(raw)
         if not cid:
             continue
         row = first + i
-        end = memo.date(ends[i])
-        holds = invoices.holds(cid, today, memo.billing_key(billing[i]))
-        if is_pseudonym(cid):
+        end = end_of(i)
+        holds = holds_of(cid, today, billing_of(i))
+        if cid[:2] == "P-" and PSEUDONYM.fullmatch(cid):  # is_pseudonym, of a stripped ID
             if records is None:
                 records = erasure_records(register)
             out.append(
@@ -518,35 +532,41 @@ def _status_rows_unpaused(
                     None,
                     tuple(holds),
                     False,
-                    index=i,
-                    erased=True,
-                    erasure=records.get(cid),
-                    as_of=today,
+                    i,
+                    False,
+                    False,
+                    True,
+                    records.get(cid),
+                    today,
                 )
             )
             continue
-        manual = _manual_hold(clients, i, today, (hold_until[i], hold_reason[i]), memo)
-        if manual is not None:
-            holds.insert(0, manual)
+        # Blocking holds come first: the invoices' (see _Invoices.holds), then this one.
+        blocked = bool(holds) and holds[0].kind in BLOCKING_KINDS
+        raw_until, raw_reason = hold_until[i], hold_reason[i]
+        if raw_until != "" or raw_reason != "":  # two empty cells: no hold (the common case)
+            manual = _manual_hold(clients, i, today, (raw_until, raw_reason), memo)
+            if manual is not None:
+                holds.insert(0, manual)
+                blocked = True
         if end is None:
             state: State = "active"
         elif today <= end:
             state = "ending"
         else:
             state = "ended"
-        approved = memo.is_yes(approvals[i])
+        approved = approved_of(i)
         due: dt.date | None = None
         if state == "ended" and end is not None:
-            due = end + dt.timedelta(days=policy.after_days if policy.automatic else 1)
+            due = end + grace
             for hold in holds:
-                if not hold.blocks:
+                if hold.kind not in BLOCKING_KINDS:
                     continue
                 if hold.until is None:
                     due = None
                     break
-                due = max(due, hold.until + dt.timedelta(days=1))
-        blocked = any(h.blocks for h in holds)
-        awaiting = state == "ended" and not policy.automatic and not approved and not blocked
+                due = max(due, hold.until + day)
+        awaiting = state == "ended" and not automatic and not approved and not blocked
         out.append(
             ClientStatus(
                 cid,
@@ -556,13 +576,25 @@ def _status_rows_unpaused(
                 due,
                 tuple(holds),
                 awaiting,
-                index=i,
-                approved=approved,
-                automatic=policy.automatic,
-                as_of=today,
+                i,
+                approved,
+                automatic,
+                False,
+                None,
+                today,
             )
         )
     return out
+
+
+def _mapped(column: Sequence[Any], parse: Callable[[Any], Any]) -> list[Any]:
+    """``parse`` of each cell of ``column``, called once per distinct value; a boolean,
+    which equals a number (and may stand for it in a set), is parsed on its own."""
+    distinct = set(column)
+    if any(raw.__class__ is bool for raw in distinct):
+        distinct = {raw for raw in column if raw.__class__ is not bool}
+    seen = {raw: parse(raw) for raw in distinct if raw.__class__ is not bool}
+    return [seen[raw] if raw.__class__ is not bool else parse(raw) for raw in column]
 
 
 def client_statuses(register: Register, today: dt.date) -> dict[str, ClientStatus]:
@@ -642,9 +674,9 @@ def _status_text(status: ClientStatus, lang: str) -> str:
         if rec is not None and rec.log_id:
             text += f" ({'loki' if fi else 'log'} {rec.log_id})"
         return text + _kept_invoices_phrase(status.holds, lang)
-    blocking = [_hold_phrase(h, lang) for h in status.blocking]
     if status.state in {"active", "ending"}:
         if status.approved:
+            blocking = [_hold_phrase(h, lang) for h in status.blocking]
             if blocking:
                 head = "Poisto hyväksytty – odottaa: " if fi else "Erasure approved – waiting for: "
                 return head + "; ".join(blocking)
@@ -659,6 +691,7 @@ def _status_text(status: ClientStatus, lang: str) -> str:
         return f"Päättyy {fmt_date(status.end)}" if fi else f"Ends {fmt_date(status.end)}"
     assert status.end is not None
     head = f"Päättynyt {fmt_date(status.end)}" if fi else f"Ended {fmt_date(status.end)}"
+    blocking = [_hold_phrase(h, lang) for h in status.blocking]
     if blocking:
         return (
             head + (" – poisto estetty: " if fi else " – erasure blocked: ") + "; ".join(blocking)
@@ -750,7 +783,8 @@ def flag_changes(
     sheet = clients.name
     for status in statuses:
         text = status_text(status, lang)
-        if (values.as_text(current[status.index]) or "") != text:
+        now = current[status.index]
+        if (now.strip() if now.__class__ is str else values.as_text(now) or "") != text:
             changes.append(
                 FlagChange(
                     status.client_id,
@@ -949,6 +983,11 @@ class RowIndex:
     def __contains__(self, client_id: object) -> bool:
         return client_id in self._rows
 
+    @property
+    def rows(self) -> dict[str, int | list[int]]:
+        """The index itself: an ID's row as an int, or its rows as a list (read only)."""
+        return self._rows
+
     def __len__(self) -> int:
         return len(self._rows)
 
@@ -962,11 +1001,15 @@ def rows_by_id(table: Table | None) -> RowIndex:
     if index is None:
         rows: dict[str, Any] = {}
         id_text = values.id_text
-        for i, raw in enumerate(table.column_values("client_id")):
-            cid = id_text(raw)
+        cids = [
+            r.strip() if r.__class__ is str else id_text(r)
+            for r in table.column_values("client_id")
+        ]
+        put = rows.setdefault
+        for i, cid in enumerate(cids):
             if not cid:
                 continue
-            found = rows.setdefault(cid, i)
+            found = put(cid, i)
             if found is not i:  # a second row: the ID now keeps a list
                 if found.__class__ is int:
                     rows[cid] = [found, i]
