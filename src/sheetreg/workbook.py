@@ -559,7 +559,8 @@ def _pooled_grid(sheet: Any) -> list[list[Any]]:
     distinct values in 2 million objects (67 MB). Columns whose first rows repeat values
     (at least every other value seen before; not mostly numbers) get one object per distinct
     value, row by row as the rows are made, so the copies are let go while the next rows
-    take their place. A column of unique values (e-mail, phone) is left as it is.
+    take their place. A column of unique values (e-mail, phone), or one mostly empty (its empty
+    cells are one object already), is left as it is.
     """
     import collections
     import operator
@@ -581,8 +582,11 @@ def _pooled_grid(sheet: Any) -> list[list[Any]]:
     pooled = []
     for j in range(width):
         column = [row[j] for row in rows if len(row) == width]
-        numbers = sum(1 for v in column if v.__class__ in _NUMBERS)
-        if numbers * 2 <= len(column) and len(set(column)) * 2 <= len(column):
+        # An empty cell is the one empty string already: a column mostly empty has little
+        # to pool, and pooling would cost a lookup a row.
+        filled = [v for v in column if v != ""]
+        numbers = sum(1 for v in filled if v.__class__ in _NUMBERS)
+        if len(filled) * 2 > len(column) and max(numbers, len(set(filled))) * 2 <= len(filled):
             pooled.append(j)
     if not pooled:
         rows.extend(rows_in)
