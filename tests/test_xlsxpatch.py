@@ -2437,3 +2437,44 @@ def test_stored_members_are_the_same_only_byte_for_byte():
     assert not _same_stored((8, 7, body), (8, 7, body[:-1]))
     assert not _same_stored((8, 7, body), (0, 7, body))
     assert not _same_stored((8, 7, body), (8, 6, body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<row r="1" spans="1:2"><c r="A1"><v>1</v></c><c r="B1" t="s"><v>0</v></c></row>'
+        '<row r="2"/><row r="3" ht="20" customHeight="1" /><row r="4"></row>'
+        '<row r="5"><c r="AA5"><is><t>x</t></is></c></row>',
+        # a cell with r later than first, one without r, an extension list, a leading zero
+        '<row r="1"><c r="A1"><v>1</v></c><c s="1" r="B1"><v>2</v></c></row>'
+        '<row r="2"><c r="A2"><v>1</v></c><c><v>2</v></c></row><row r="3"><c r="C3"/></row>',
+        '<row r="1"><c r="A1"><v>1</v></c><extLst/></row><row r="2"><c r="B2"><v>2</v></c></row>',
+        '<row r="1"><c r="A1"/></row><row r="07"><c r="A7"/></row><row r="8"><c r="A8"/></row>',
+        '<row r="1"><c r="A1"/></row><row r="1"><c r="B1"/></row><row r="2"><c\nr="C2"/></row>',
+    ],
+)
+def test_rows_found_ahead_read_each_row_as_the_walk_does(body: str):
+    """The rows found ahead, all at once: where each starts and ends and its last cell's
+    column as each row read on its own gives them, up to the first row the walk must find
+    itself."""
+    from sheetreg import xlsxpatch as xp
+
+    data = f'<worksheet xmlns="{MAIN_NS}"><sheetData>{body}</sheetData></worksheet>'.encode()
+    rx = xp._sheet_rx(b"")
+    _sd, start, end = xp._sheet_body(data, rx, "", PatchError)
+    want = {}
+    pos = start
+    while (at := data.find(b'<row r="', pos, end)) >= 0:
+        m = rx.row_start.match(data, at)
+        digits = data[at + 8 : data.find(b'"', at + 8)]
+        if not digits.isdigit() or digits[:1] == b"0":
+            break
+        if m[2]:
+            want.setdefault(int(digits), (at, m.end(), -1, 0, m[1]))
+            pos = m.end()
+            continue
+        close = data.find(b"</row>", m.end(), end)
+        last = xp._last_col(rx, data, m.end(), close)
+        want.setdefault(int(digits), (at, m.end(), close, last, m[1]))
+        pos = close
+    assert {k: tuple(v) for k, v in xp._index_rows(data).items()} == want

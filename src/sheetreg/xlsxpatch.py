@@ -1497,26 +1497,63 @@ def _index_rows(data: bytes) -> _RowIndex | None:
     rows: _RowIndex = {}
     if sd[1]:
         return rows
-    row_key = b"<" + rx.prefix + b'row r="'
-    skip = len(row_key)
-    find, match, row_close = data.find, rx.row_start.match, rx.row_close
+    # Each row's last cell is read as _last_col reads it; without an extension list and
+    # with every cell's r first (as every writer does) in the whole body, from the row's
+    # last "<c r=" alone.
+    plain = data.find(b"extLst", start, end) < 0 and _every_cell_r_first(rx, data, start, end)
+    cell_r, skip = rx.cell_r_open, len(rx.cell_r_open)
+    find, rfind, row_close = data.find, data.rfind, rx.row_close
+    get_col = _COL_NUM_B.get
+    new = tuple.__new__  # an _IndexedRow without its Python-level constructor: 20,000 of them
     pos = start
-    while (at := find(row_key, pos, end)) >= 0:
-        m = match(data, at)
-        quote = data.find(b'"', at + skip, end)
-        digits = data[at + skip : quote] if quote >= 0 else b""
-        if m is None or not digits.isdigit() or digits[:1] == b"0":
+    for m in _row_r_rx(rx.prefix).finditer(data, start, end):
+        if m.start() < pos:
+            continue  # inside the row before (a row is not; the walk reads it so)
+        digits = m[2]
+        if not digits.isdigit() or digits[:1] == b"0":
             break  # not as the walk's search finds a row number: it finds the rest itself
-        if m[2]:  # <row .../>
-            entry = _IndexedRow(at, m.end(), -1, 0, m[1])
+        tag_end = m.end()
+        if m[3]:  # <row .../>
+            entry = new(_IndexedRow, (m.start(), tag_end, -1, 0, m[1]))
         else:
-            close = find(row_close, m.end(), end)
+            close = find(row_close, tag_end, end)
             if close < 0:
                 break
-            entry = _IndexedRow(at, m.end(), close, _last_col(rx, data, m.end(), close), m[1])
+            if not plain:
+                last_col = _last_col(rx, data, tag_end, close)
+            elif tag_end == close:
+                last_col = 0
+            else:
+                lt = rfind(cell_r, tag_end, close)
+                quote = find(b'"', lt + skip, close) if lt >= 0 else -1
+                if quote < 0:
+                    last_col = None
+                else:
+                    letters = data[lt + skip : quote].rstrip(b"0123456789")
+                    last_col = get_col(letters) or _col_num(letters)
+            entry = new(_IndexedRow, (m.start(), tag_end, close, last_col, m[1]))
         rows.setdefault(int(digits), entry)
-        pos = entry.tag_end if entry.close < 0 else entry.close
+        pos = tag_end if entry.close < 0 else entry.close
     return rows
+
+
+@functools.lru_cache(maxsize=8)
+def _row_r_rx(prefix: bytes) -> re.Pattern[bytes]:
+    """A row start tag with ``r`` first: (its attributes as the row pattern's group 1,
+    the number as written, "/" for an empty row)."""
+    p = re.escape(prefix)
+    return re.compile(rb"<" + p + rb'row( r="([^"]*)"[^>]*?)(/?)>')
+
+
+def _every_cell_r_first(rx: _SheetRx, data: bytes, start: int, end: int) -> bool:
+    """Whether every cell start tag in ``data[start:end]`` has ``r`` first."""
+    return _cell_r_not_first_rx(rx.prefix).search(data, start, end) is None
+
+
+@functools.lru_cache(maxsize=8)
+def _cell_r_not_first_rx(prefix: bytes) -> re.Pattern[bytes]:
+    """A cell start tag whose first attribute is not ``r`` (written as a patch writes it)."""
+    return re.compile(rb"<" + re.escape(prefix) + rb'c(?=[\s/>])(?! r=")')
 
 
 # --- patching --------------------------------------------------------------------------------
