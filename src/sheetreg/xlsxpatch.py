@@ -1654,28 +1654,40 @@ class _Patcher:
         index = self.pkg.row_index(part, data) or {}
         row_head, cell_open, row_close = b"<" + rx.prefix + b"row", rx.cell_r_open, rx.row_close
         value_xml, col_style, grow = self._value_xml, sheet.col_style, self._grow_spans
+        spans_value = self._spans_value
         while i < todo:
             rnum = pending[i]
             row = index.get(rnum)
             if row is not None and row.at >= pos and row.close >= 0:
+                at, tag_end, close, last_col, attrs = row
                 plans = by_row[rnum]
                 plan = plans[0]
+                col = plan.col
                 if (
                     len(plans) == 1
                     and plan.value is not None
-                    and row.last_col is not None
-                    and row.last_col < plan.col
-                    and b"customFormat" not in row.attrs
+                    and last_col is not None
+                    and last_col < col
+                    and b"customFormat" not in attrs
                 ):
                     # The common case, inline: one cell appended after the row's last one,
-                    # in the column's style (as _append_cells makes it).
-                    out += view[pos : row.at]
-                    out += row_head + grow(row.attrs, plan.col, plan.col) + b">"
-                    out += view[row.tag_end : row.close]
+                    # in the column's style (as _append_cells makes it). The row's start
+                    # tag is copied around its spans hint, which grows (as _grow_spans has it).
+                    spans = attrs.find(b' spans="')
+                    end = attrs.find(b'"', spans + 8) if spans >= 0 else -1
+                    if end >= 0:
+                        base = at + len(row_head)
+                        out += view[pos : base + spans + 8]
+                        out += spans_value(attrs[spans + 8 : end], col, col)
+                        out += view[base + end : close]
+                    else:
+                        out += view[pos:at]
+                        out += row_head + grow(attrs, col, col) + b">"
+                        out += view[tag_end:close]
                     out += cell_open + plan.ref.encode() + b'"'
-                    out += value_xml(sheet, plan, col_style(plan.col), b"")
+                    out += value_xml(sheet, plan, col_style(col), b"")
                     out += row_close
-                    pos = row.close + len(row_close)
+                    pos = close + len(row_close)
                     prev = rnum
                     i += 1
                     continue
