@@ -1674,12 +1674,12 @@ class _Patcher:
                     # in the column's style (as _append_cells makes it). The row's start
                     # tag is copied around its spans hint, which grows (as _grow_spans has it).
                     spans = attrs.find(b' spans="')
-                    end = attrs.find(b'"', spans + 8) if spans >= 0 else -1
-                    if end >= 0:
+                    quote = attrs.find(b'"', spans + 8) if spans >= 0 else -1
+                    if quote >= 0:
                         base = at + len(row_head)
                         out += view[pos : base + spans + 8]
-                        out += spans_value(attrs[spans + 8 : end], col, col)
-                        out += view[base + end : close]
+                        out += spans_value(attrs[spans + 8 : quote], col, col)
+                        out += view[base + quote : close]
                     else:
                         out += view[pos:at]
                         out += row_head + grow(attrs, col, col) + b">"
