@@ -360,9 +360,9 @@ class _Invoices:
         self.debt = invoices.column_values("debt_collection")
         # Each row's payment date and the end of its retention, a list each (parsed once
         # per distinct cell value): what the loop over a client's invoices reads.
-        self.paid = _dates_of(invoices.column_values("paid_on"), memo)
+        self.paid = _mapped(invoices.column_values("paid_on"), memo.date)
         fy_end = policy.fy_end
-        days = _dates_of(invoices.column_values("invoice_date"), memo)
+        days = _mapped(invoices.column_values("invoice_date"), memo.date)
         ends = {day: _retention_until(day, fy_end) for day in set(days) if day is not None}
         self.until = [None if day is None else ends[day] for day in days]
         letter = invoices.letter("invoice_number") if invoices.has("invoice_number") else "A"
@@ -407,11 +407,6 @@ class _Invoices:
             fields = (*_DEBT_FIELDS, *_INVOICE_ROW)
             holds.insert(0, Hold("debt-collection", fields, None, numbers, debt_rows[0][1]))
         return holds
-
-
-def _dates_of(column: Sequence[Any], memo: _Memo) -> list[dt.date | None]:
-    """Each cell of ``column`` as ``memo.date`` reads it (see :func:`_mapped`)."""
-    return _mapped(column, memo.date)
 
 
 def _manual_hold(
@@ -503,7 +498,7 @@ def _status_rows_unpaused(
         # Every row: each column read once per distinct value (a register repeats its
         # dates and labels), as lists indexed by row.
         rows = clients.nonblank_rows()
-        end_of: Callable[[int], dt.date | None] = _dates_of(ends, memo).__getitem__
+        end_of: Callable[[int], dt.date | None] = _mapped(ends, memo.date).__getitem__
         billing_of: Callable[[int], str | None] = _mapped(billing, memo.billing_key).__getitem__
         approved_of: Callable[[int], bool] = _mapped(approvals, memo.is_yes).__getitem__
     else:

@@ -1500,7 +1500,9 @@ def _index_rows(data: bytes) -> _RowIndex | None:
     # Each row's last cell is read as _last_col reads it; without an extension list and
     # with every cell's r first (as every writer does) in the whole body, from the row's
     # last "<c r=" alone.
-    plain = data.find(b"extLst", start, end) < 0 and _every_cell_r_first(rx, data, start, end)
+    plain = data.find(b"extLst", start, end) < 0 and (
+        _cell_r_not_first_rx(rx.prefix).search(data, start, end) is None
+    )
     cell_r, skip = rx.cell_r_open, len(rx.cell_r_open)
     find, rfind, row_close = data.find, data.rfind, rx.row_close
     get_col = _COL_NUM_B.get
@@ -1543,11 +1545,6 @@ def _row_r_rx(prefix: bytes) -> re.Pattern[bytes]:
     the number as written, "/" for an empty row)."""
     p = re.escape(prefix)
     return re.compile(rb"<" + p + rb'row( r="([^"]*)"[^>]*?)(/?)>')
-
-
-def _every_cell_r_first(rx: _SheetRx, data: bytes, start: int, end: int) -> bool:
-    """Whether every cell start tag in ``data[start:end]`` has ``r`` first."""
-    return _cell_r_not_first_rx(rx.prefix).search(data, start, end) is None
 
 
 @functools.lru_cache(maxsize=8)
