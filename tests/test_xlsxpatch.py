@@ -2004,6 +2004,26 @@ def test_excerpt_package_without_strings_to_read(register: bytes, monkeypatch: p
     assert members(kept)[parts["Laskut"]] == members(written)[parts["Laskut"]]
 
 
+def test_a_cell_refers_to_the_string_table_however_its_type_is_quoted():
+    """The look for a cell that needs the shared-string table (before the table is left
+    out of an excerpt) finds t="s" and t='s', spaced or prefixed, and nothing in text
+    that only mentions it."""
+    from sheetreg.xlsxpatch import _refers_to_sst
+
+    for cell in (
+        b'<c r="A1" t="s"><v>0</v></c>',
+        b"<c r='A1' t='s'><v>0</v></c>",
+        b'<x:c r="A1" s="2" t = "s"><x:v>0</x:v></x:c>',
+    ):
+        assert _refers_to_sst(b"<row>" + cell + b"</row>"), cell
+    for cell in (
+        b'<c r="A1" t="inlineStr"><is><t>t="s"</t></is></c>',
+        b'<c r="A1" t="str"><v>s</v></c>',
+        b"<c r='A1'><v>1</v></c>",
+    ):
+        assert not _refers_to_sst(b"<row>" + cell + b"</row>"), cell
+
+
 @pytest.fixture
 def parts_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The package parts read (inflated) whole from now on, in order."""
@@ -2252,6 +2272,13 @@ def test_excerpt_package_cuts_sheets_to_their_edited_cells(register: bytes, monk
     for found in re.finditer(rb'<c r="J\d+".*?</c>', cells):
         assert found[0] in original
     assert cells[: cells.index(b"<sheetData>")] == original[: original.index(b"<sheetData>")]
+    # Two such columns at once (their letters an alternation in the one search).
+    both = [CellEdit("Asiakkaat", f"{c}{r}", "x") for c in "JB" for r in range(2, 180)]
+    cells = members(xp.excerpt_package(register, both))[part]
+    assert cells.count(b"<row ") == 178 and cells.count(b"<c ") == 356
+    assert re.search(rb'<row r="9"><c r="B9"[^>]*>.*?</c><c r="J9"', cells) is not None
+    for found in re.finditer(rb'<c r="[BJ]\d+".*?</c>', cells):
+        assert found[0] in original
     # Many cells in a few rows: still cut (rows, not cells, count).
     wide = [
         CellEdit("Asiakkaat", f"{col_letter(c)}{r}", "x") for r in (7, 8) for c in range(1, 100)

@@ -2705,7 +2705,7 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit], cut: set[str] | None
         every
         and not by_name  # no edit names a sheet the package lacks
         and sst is not None
-        and not any(_SST_CELL.search(excerpt) for _p, _n, excerpt, _b in excerpts)
+        and not any(_refers_to_sst(excerpt) for _p, _n, excerpt, _b in excerpts)
     )
     new_parts: dict[str, bytes | bytearray] = {}
     for real, folded, excerpt, big in excerpts:
@@ -2725,6 +2725,15 @@ _EMPTY_SST = (
     b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<sst xmlns="'
     b'http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="0" uniqueCount="0"/>'
 )
+
+
+def _refers_to_sst(xml: bytes) -> bool:
+    """Whether a cell of ``xml`` refers to the shared-string table (``t="s"``). Text with
+    neither ``"s"`` nor ``'s'`` in it holds no such cell: that is looked for first, at C
+    speed, and the pattern (a cell at a time) only where one is."""
+    if b'"s"' not in xml and b"'s'" not in xml:
+        return False
+    return _SST_CELL.search(xml) is not None
 
 
 def _canonical_refs(cells: Iterable[Any]) -> set[str] | None:
@@ -2788,13 +2797,17 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
     if dense:
         wanted = {ref.encode("ascii") for head in dense for ref in by_column[head]}
         letters = b"|".join(re.escape(head.encode("ascii")) for head in dense)
+        if len(dense) > 1:
+            letters = b"(?:" + letters + b")"
         # The whole cell in the one pattern (its start tag's attributes up to the first
-        # ">", then "/>" or its content and "</c>"): no call a cell to find its end.
+        # ">", then "/>" or its content and "</c>"): no call a cell to find its end. One
+        # column's letters are left bare: the pattern's literal start then takes them in,
+        # and the search skips the other columns' cells at C speed (half the time).
         find = re.compile(
             re.escape(rx.cell_r_open)
-            + rb"((?:"
+            + rb"("
             + letters
-            + rb')(\d+))"[^>]*?(?:/>|>.*?'
+            + rb'(\d+))"[^>]*?(?:/>|>.*?'
             + re.escape(cell_close)
             + rb")",
             re.S,
