@@ -796,6 +796,80 @@ def test_orphaned_strings_are_emptied_in_place(register: bytes):
     assert new_sst.count(b"<si><t/></si>") == result.removed_strings
 
 
+def test_a_string_table_is_proven_well_formed_from_its_changed_strings(
+    register: bytes, monkeypatch: pytest.MonkeyPatch
+):
+    """Emptied cells blank their strings: the proof then parses the changed strings (and
+    the table's prolog and root) rather than the whole table, when the original is one
+    string element after another (XlsxWriter's and Excel's); a changed string, the table's
+    end or its root that is not well-formed is caught all the same, by the whole parse."""
+    from sheetreg import xlsxpatch as xp
+
+    parsed: list[str] = []
+    real = xp._check_well_formed
+
+    def spy(name: str, data: bytes) -> None:
+        parsed.append(name)
+        real(name, data)
+
+    monkeypatch.setattr(xp, "_check_well_formed", spy)
+    edits = [CellEdit("Asiakkaat", f"{c}2", None) for c in "ABCDEFGH"]
+    result = patch_workbook(register, edits)
+    assert result.removed_strings > 0 and "xl/sharedStrings.xml" in result.changed_parts
+    verify_patch(register, result, edits)
+    assert "xl/sharedStrings.xml" not in parsed
+    sst = members(result.data)["xl/sharedStrings.xml"]
+    blank = b"<si><t/></si>"
+    assert blank in sst
+    for name, bad in (
+        ("a changed string", sst.replace(blank, b"<si><t></si>", 1)),
+        ("the end", sst.replace(b"</sst>", b"<oops></sst>")),
+        ("the root", sst.replace(b"<sst ", b"<sst a='1' a='2' ", 1)),
+        ("an unchanged string", sst.replace(b"</t></si>", b"</si>", 1)),
+    ):
+        broken = replace(result, data=rezip(result.data, {"xl/sharedStrings.xml": bad}))
+        parsed.clear()
+        with pytest.raises(FidelityError, match=r"sharedStrings\.xml is not well-formed"):
+            verify_patch(register, broken, edits)
+        assert parsed == ["xl/sharedStrings.xml"], name
+    # A table written otherwise (a line between strings) is parsed whole, and passes.
+    loose = members(register)["xl/sharedStrings.xml"].replace(b"</si><si>", b"</si>\n<si>")
+    spaced = rezip(register, {"xl/sharedStrings.xml": loose})
+    result = patch_workbook(spaced, edits)
+    parsed.clear()
+    verify_patch(spaced, result, edits)
+    assert parsed == ["xl/sharedStrings.xml"]
+
+
+def test_a_compact_string_table_is_one_string_element_after_another():
+    """The shape that lets a table be proven from its changed strings alone: strings one
+    after another from the start; not with anything between them, nested, self-closing,
+    or where a comment, CDATA section or processing instruction could hide markup."""
+    from sheetreg.xlsxpatch import _SharedStrings
+
+    def compact(body: str, prefix: str = "") -> bool:
+        p = f"{prefix}:" if prefix else ""
+        xmlns = f'xmlns:{prefix}="{MAIN_NS}"' if prefix else f'xmlns="{MAIN_NS}"'
+        data = f'<?xml version="1.0"?>\n<{p}sst {xmlns} count="9">{body}</{p}sst>'
+        return _SharedStrings("sst.xml", data.encode()).compact()
+
+    assert compact("<si><t>a</t></si><si><r><t>b</t></r></si><si><t/></si>")
+    assert compact("\n  <si><t>a</t></si><si><t>b</t></si><extLst/>")
+    assert compact("<x:si><x:t>a</x:t></x:si><x:si><x:t>b</x:t></x:si>", "x")
+    for body in (
+        "",
+        "<si><t>a</t></si>\n<si><t>b</t></si>",
+        "<extLst/><si><t>a</t></si>",
+        "<si><t>a</t></si><si><si><t>b</t></si></si>",
+        "<si><t>a</t></si><si/>",
+        '<si><t>a</t></si><si xml:space="preserve"><t>b</t></si>',
+        "<si><t>a</t></si><!-- <si><t>b</t></si> --><si><t>c</t></si>",
+        "<si><t><![CDATA[a]]></t></si><si><t>b</t></si>",
+        "<si><t>a</t></si><?pi x?><si><t>b</t></si>",
+    ):
+        assert not compact(body), body
+
+
 def test_an_emptied_string_changes_no_other_sheet():
     """Only the edited sheet and the string table change; the emptied slot keeps its place."""
     strings = ["poistuva", "pysyvä", "viimeinen"]
