@@ -4633,7 +4633,6 @@ def verify_patch(
             changed_strings = _changed_strings(old_sst, new_sst, layout)
             if sst_later and not _strings_well_formed(old_sst, new_sst, layout):
                 _check_well_formed(wb.sst_part, new_sst.data)
-            del layout
         unique = _attrs(new_sst.root[0]).get(b"uniqueCount")
         if wb.sst_part in changed and unique is not None and unique != str(new_sst.count).encode():
             raise _fail(f"{wb.sst_part}: uniqueCount does not match the strings")
