@@ -841,6 +841,36 @@ def test_a_string_table_is_proven_well_formed_from_its_changed_strings(
     assert parsed == ["xl/sharedStrings.xml"]
 
 
+def test_the_last_string_changed_before_an_extension_list_is_proven_too(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The last string blanked, with the table's extension list after it: what follows the
+    last string is parsed as its own piece, so a break there is caught."""
+    from sheetreg import xlsxpatch as xp
+
+    strings = ["eka", "toka", "viimeinen"]
+    body = (
+        '<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
+        '<c r="C1" t="s"><v>2</v></c></row></sheetData>'
+    )
+    data = handmade({"Yksi": body}, strings=strings)
+    sst = members(data)["xl/sharedStrings.xml"]
+    ext = b'<extLst><ext uri="x"><y/></ext></extLst></sst>'
+    data = rezip(data, {"xl/sharedStrings.xml": sst.replace(b"</sst>", ext)})
+    parsed: list[str] = []
+    real = xp._check_well_formed
+    monkeypatch.setattr(xp, "_check_well_formed", lambda n, d: (parsed.append(n), real(n, d)))
+    edits = [CellEdit("Yksi", "C1", None)]
+    result = patch_workbook(data, edits)
+    new = members(result.data)["xl/sharedStrings.xml"]
+    assert new.endswith(b"<si><t/></si>" + ext)
+    verify_patch(data, result, edits)
+    assert parsed == []
+    bad = rezip(result.data, {"xl/sharedStrings.xml": new.replace(b"<y/>", b"<y>")})
+    with pytest.raises(FidelityError, match=r"sharedStrings\.xml is not well-formed"):
+        verify_patch(data, replace(result, data=bad), edits)
+
+
 def test_a_compact_string_table_is_one_string_element_after_another():
     """The shape that lets a table be proven from its changed strings alone: strings one
     after another from the start; not with anything between them, nested, self-closing,
