@@ -796,13 +796,9 @@ def test_orphaned_strings_are_emptied_in_place(register: bytes):
     assert new_sst.count(b"<si><t/></si>") == result.removed_strings
 
 
-def test_a_string_table_is_proven_well_formed_from_its_changed_strings(
-    register: bytes, monkeypatch: pytest.MonkeyPatch
-):
-    """Emptied cells blank their strings: the proof then parses the changed strings (and
-    the table's prolog and root) rather than the whole table, when the original is one
-    string element after another (XlsxWriter's and Excel's); a changed string, the table's
-    end or its root that is not well-formed is caught all the same, by the whole parse."""
+@pytest.fixture
+def parsed_whole(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The parts the proof parses whole to tell they are well-formed, in order, from now on."""
     from sheetreg import xlsxpatch as xp
 
     parsed: list[str] = []
@@ -813,6 +809,17 @@ def test_a_string_table_is_proven_well_formed_from_its_changed_strings(
         real(name, data)
 
     monkeypatch.setattr(xp, "_check_well_formed", spy)
+    return parsed
+
+
+def test_a_string_table_is_proven_well_formed_from_its_changed_strings(
+    register: bytes, parsed_whole: list[str]
+):
+    """Emptied cells blank their strings: the proof then parses the changed strings (and
+    the table's prolog and root) rather than the whole table, when the original is one
+    string element after another (XlsxWriter's and Excel's); a changed string, the table's
+    end or its root that is not well-formed is caught all the same, by the whole parse."""
+    parsed = parsed_whole
     edits = [CellEdit("Asiakkaat", f"{c}2", None) for c in "ABCDEFGH"]
     result = patch_workbook(register, edits)
     assert result.removed_strings > 0 and "xl/sharedStrings.xml" in result.changed_parts
@@ -842,12 +849,10 @@ def test_a_string_table_is_proven_well_formed_from_its_changed_strings(
 
 
 def test_the_last_string_changed_before_an_extension_list_is_proven_too(
-    monkeypatch: pytest.MonkeyPatch,
+    parsed_whole: list[str],
 ):
     """The last string blanked, with the table's extension list after it: what follows the
     last string is parsed as its own piece, so a break there is caught."""
-    from sheetreg import xlsxpatch as xp
-
     strings = ["eka", "toka", "viimeinen"]
     body = (
         '<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
@@ -857,15 +862,12 @@ def test_the_last_string_changed_before_an_extension_list_is_proven_too(
     sst = members(data)["xl/sharedStrings.xml"]
     ext = b'<extLst><ext uri="x"><y/></ext></extLst></sst>'
     data = rezip(data, {"xl/sharedStrings.xml": sst.replace(b"</sst>", ext)})
-    parsed: list[str] = []
-    real = xp._check_well_formed
-    monkeypatch.setattr(xp, "_check_well_formed", lambda n, d: (parsed.append(n), real(n, d)))
     edits = [CellEdit("Yksi", "C1", None)]
     result = patch_workbook(data, edits)
     new = members(result.data)["xl/sharedStrings.xml"]
     assert new.endswith(b"<si><t/></si>" + ext)
     verify_patch(data, result, edits)
-    assert parsed == []
+    assert parsed_whole == []
     bad = rezip(result.data, {"xl/sharedStrings.xml": new.replace(b"<y/>", b"<y>")})
     with pytest.raises(FidelityError, match=r"sharedStrings\.xml is not well-formed"):
         verify_patch(data, replace(result, data=bad), edits)
