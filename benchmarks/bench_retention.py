@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from registers import compile_package, make_register_elsewhere, scaled_target, timed
+from registers import compile_package, make_register_elsewhere, scaled_target, timed, verdict
 
 TODAY = "2026-11-25"
 CLIENT = "A100006"  # ended in the generated register (seed 1), no open invoice
@@ -84,7 +84,7 @@ def main() -> None:
                 f"{wall / median['erase']:.1f}x faster than this"
             )
         elif name in ("flag", "erase"):
-            note = "within target" if wall <= 1.0 else "OVER TARGET"
+            note = verdict(wall, 1.0, args.clients, median["openpyxl"])
         print(f"{name:<17} {wall:>7.2f} {spread:>11} {peaks[name]:>9.0f}  {note}", flush=True)
     scale = scaled_target(1.0, args.clients, median["openpyxl"])
     if scale:

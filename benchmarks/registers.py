@@ -44,6 +44,29 @@ BASELINE = (
 REFERENCE_OPENPYXL_S = {20_000: 8.4, 100_000: 42.7}
 
 
+def verdict(
+    wall: float,
+    target: float,
+    clients: int,
+    openpyxl_wall: float,
+    peak: float | None = None,
+) -> str:
+    """A timed case's note: its time against the absolute ``target`` as measured here, then
+    (where a reference exists) scaled to the reference machine by this run's openpyxl time,
+    which decides; with ``peak``, memory (not scaled) against 400 MiB."""
+    note = f"{'within' if wall <= target else 'over'} {target:.0f} s here"
+    reference = REFERENCE_OPENPYXL_S.get(clients)
+    met = wall <= target
+    if reference is not None and openpyxl_wall > 0:
+        scaled = wall * reference / openpyxl_wall
+        met = scaled <= target
+        note += f"; {scaled:.2f} s scaled"
+    if peak is not None and peak > 400:
+        met = False
+        note += f"; {peak:.0f} MiB over 400"
+    return f"{note}: {'within target' if met else 'OVER TARGET'}"
+
+
 def scaled_target(target: float, clients: int, openpyxl_wall: float) -> str:
     """A note: ``target`` scaled to this machine by the openpyxl baseline of the same run."""
     reference = REFERENCE_OPENPYXL_S.get(clients)
