@@ -180,7 +180,7 @@ print(trimmed, held - rss())
 def test_memory_freed_in_the_c_heap_goes_back_to_the_system(reg, monkeypatch):
     """What the C heap freed (as calamine's sheets, once read) stays in the process until
     return_free_memory hands it back (shown in a fresh interpreter, whose heap is as the
-    script leaves it); read_register does so on its way out."""
+    script leaves it); read_register does so on its way out, and after each big sheet."""
     import sheetreg.workbook
 
     out = subprocess.run(
@@ -189,8 +189,15 @@ def test_memory_freed_in_the_c_heap_goes_back_to_the_system(reg, monkeypatch):
     assert out[0] == "True" and float(out[1]) > 30  # at least half of it given back
     calls: list[int] = []
     monkeypatch.setattr(sheetreg.workbook, "return_free_memory", lambda: calls.append(1))
-    read_register(reg)
+    first = read_register(reg)
     assert calls == [1]
+    # A big sheet's goes back as soon as it is Python values, before the next big one is
+    # (every sheet counts as big here): once a sheet, and once on the way out.
+    monkeypatch.setattr(sheetreg.workbook, "_TRIM_AFTER_CELLS", 1)
+    calls.clear()
+    again = read_register(reg)
+    assert len(calls) == len(again.sheet_names) + 1
+    assert [t.rows for t in again.tables.values()] == [t.rows for t in first.tables.values()]
 
 
 def test_a_file_is_compared_and_hashed_in_pieces(tmp_path):

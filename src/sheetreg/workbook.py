@@ -434,12 +434,19 @@ def _read_register(
         def load(name: str) -> tuple[list[list[Any]], tuple[int, int]]:
             try:
                 sheet = aside.sheet(name) if name in aside.names else wb.get_sheet_by_name(name)
-                return _pooled_grid(sheet), sheet.start or (0, 0)
+                cells = sheet.height * sheet.width
+                got = _pooled_grid(sheet), sheet.start or (0, 0)
             except Exception:
                 raise UnusableWorkbook(
                     f"{path.name}, sheet {name}: the sheet cannot be read (damaged). / "
                     "Välilehteä ei voi lukea."
                 ) from None
+            if cells >= _TRIM_AFTER_CELLS:
+                # The sheet as calamine built it is freed now: its memory goes back to the
+                # system before the next big sheet becomes Python values beside this one's.
+                del sheet
+                return_free_memory()
+            return got
 
         # This thread's own sheets first, while the other thread parses its own.
         loaded = {name: load(name) for name in wanted if name not in aside.names}
@@ -529,6 +536,10 @@ def read_formula_cells(
         ) from None
     register.formula_cells = _formula_cells_in(register.tables.values(), scan.formulas)
     register.merged_ranges = scan.merged
+
+
+# A sheet of this many cells or more is given back to the system once it is Python values.
+_TRIM_AFTER_CELLS = 1 << 20
 
 
 class _Pool(dict[Any, Any]):
