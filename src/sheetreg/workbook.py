@@ -434,22 +434,21 @@ def _read_register(
         def load(name: str) -> tuple[list[list[Any]], tuple[int, int]]:
             try:
                 sheet = aside.sheet(name) if name in aside.names else wb.get_sheet_by_name(name)
-                cells = sheet.height * sheet.width
-                got = _pooled_grid(sheet), sheet.start or (0, 0)
+                return _pooled_grid(sheet), sheet.start or (0, 0)
             except Exception:
                 raise UnusableWorkbook(
                     f"{path.name}, sheet {name}: the sheet cannot be read (damaged). / "
                     "Välilehteä ei voi lukea."
                 ) from None
-            if cells >= _TRIM_AFTER_CELLS:
-                # The sheet as calamine built it is freed now: its memory goes back to the
-                # system before the next big sheet becomes Python values beside this one's.
-                del sheet
-                return_free_memory()
-            return got
 
         # This thread's own sheets first, while the other thread parses its own.
         loaded = {name: load(name) for name in wanted if name not in aside.names}
+        if aside.names:
+            # The sheets still to come are the other thread's (its own workbook): this one's
+            # copy of the package, and the sheets calamine built here, go back to the system
+            # before those become Python values beside these.
+            wb = None
+            return_free_memory()
         for name in wanted:
             spec = match_sheet(name)
             grid, start = loaded.pop(name) if name in loaded else load(name)
@@ -536,10 +535,6 @@ def read_formula_cells(
         ) from None
     register.formula_cells = _formula_cells_in(register.tables.values(), scan.formulas)
     register.merged_ranges = scan.merged
-
-
-# A sheet of this many cells or more is given back to the system once it is Python values.
-_TRIM_AFTER_CELLS = 1 << 20
 
 
 class _Pool(dict[Any, Any]):
