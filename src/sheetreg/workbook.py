@@ -431,23 +431,23 @@ def _read_register(
         tables: dict[str, Table] = {}
         other: dict[str, tuple[tuple[int, int], list[list[Any]]]] = {}
 
-        def load(name: str) -> tuple[list[list[Any]], tuple[int, int]]:
+        def load(name: str, sheet: Any = None) -> tuple[list[list[Any]], tuple[int, int]]:
             try:
-                sheet = aside.sheet(name) if name in aside.names else wb.get_sheet_by_name(name)
+                if sheet is None:  # one the other thread parsed
+                    sheet = aside.sheet(name)
                 return _pooled_grid(sheet), sheet.start or (0, 0)
             except Exception:
-                raise UnusableWorkbook(
-                    f"{path.name}, sheet {name}: the sheet cannot be read (damaged). / "
-                    "Välilehteä ei voi lukea."
-                ) from None
+                raise _damaged_sheet(path, name) from None
 
-        # This thread's own sheets first, while the other thread parses its own.
-        loaded = {name: load(name) for name in wanted if name not in aside.names}
+        # This thread's own sheets first, while the other thread parses its own: all parsed,
+        # then this thread's workbook (its own copy of the package) let go before they become
+        # Python values; and when the other thread has sheets, what was built here goes back
+        # to the system before those become Python values beside these.
+        own = [name for name in wanted if name not in aside.names]
+        parsed = {name: _parsed(wb, name, path) for name in own}
+        wb = None
+        loaded = {name: load(name, parsed.pop(name)) for name in own}
         if aside.names:
-            # The sheets still to come are the other thread's (its own workbook): this one's
-            # copy of the package, and the sheets calamine built here, go back to the system
-            # before those become Python values beside these.
-            wb = None
             return_free_memory()
         for name in wanted:
             spec = match_sheet(name)
@@ -535,6 +535,20 @@ def read_formula_cells(
         ) from None
     register.formula_cells = _formula_cells_in(register.tables.values(), scan.formulas)
     register.merged_ranges = scan.merged
+
+
+def _parsed(wb: Any, name: str, path: Path) -> Any:
+    """python-calamine's sheet ``name`` of ``wb``; UnusableWorkbook naming it if damaged."""
+    try:
+        return wb.get_sheet_by_name(name)
+    except Exception:
+        raise _damaged_sheet(path, name) from None
+
+
+def _damaged_sheet(path: Path, name: str) -> UnusableWorkbook:
+    return UnusableWorkbook(
+        f"{path.name}, sheet {name}: the sheet cannot be read (damaged). / Välilehteä ei voi lukea."
+    )
 
 
 class _Pool(dict[Any, Any]):
