@@ -669,10 +669,10 @@ def test_an_erasure_whose_read_back_fails_is_never_written(tmp_path, monkeypatch
     if fault == "early-read-back":
         real_check = wbmod._reopen_check_plain
 
-        def wrong(plain, edits):  # the patch's cells fail; the file's log cells would pass
+        def wrong(plain, edits, *placed):  # the patch's cells fail; the log's would pass
             if any(e.sheet == "Asiakkaat" for e in edits):
                 raise FidelityError("reopen check: Asiakkaat!B3 does not read back as written")
-            real_check(plain, edits)
+            real_check(plain, edits, *placed)
 
         monkeypatch.setattr(wbmod, "_reopen_check_plain", wrong)
     else:
@@ -706,9 +706,9 @@ def test_the_written_file_is_read_back_for_the_log_cells_only(tmp_path, monkeypa
     late: list[set[str]] = []
     real_plain, real_file = wbmod._reopen_check_plain, wbmod._reopen_check
 
-    def on_patch(plain, edits):
+    def on_patch(plain, edits, *placed):
         early.append({f"{e.sheet}!{e.cell}" for e in edits})
-        return real_plain(plain, edits)
+        return real_plain(plain, edits, *placed)
 
     def on_file(tmp, edits, password=None):
         late.append({f"{e.sheet}!{e.cell}" for e in edits})

@@ -529,13 +529,13 @@ def test_the_read_back_by_a_spare(reg, monkeypatch, spare):
     real = wbmod._reopen_check_plain
     parent = os.getpid()
 
-    def checking(plain, edits):
+    def checking(plain, edits, *placed):
         if spare == "dies" and os.getpid() != parent:
             os._exit(3)  # the patch is sent; the spare dies reading it back
         here.append(os.getpid())
         if spare == "refuses":
             raise FidelityError("reopen check: Asiakkaat!S2 does not read back as written")
-        real(plain, edits)
+        real(plain, edits, *placed)
 
     monkeypatch.setattr(wbmod, "_reopen_check_plain", checking)
     before = reg.read_bytes()
@@ -548,6 +548,39 @@ def test_the_read_back_by_a_spare(reg, monkeypatch, spare):
             write_cells(reg, {"Asiakkaat!S2": "x"})
             assert cell(reg, "Asiakkaat", "S2") == "x" and here == [parent]
         assert not forking._SPARES
+
+
+def test_the_spare_reads_its_patch_back_from_where_it_put_the_cells(register_path, monkeypatch):
+    """The spare that made the patch knows where its cells went: its read-back takes them
+    from there (the excerpt is then the one a search makes), and passes; a patch that
+    did not put a cell where it says fails it."""
+    import sheetreg.workbook as wbmod
+    from sheetreg import xlsxpatch
+    from sheetreg.xlsxpatch import CellEdit, patch_workbook
+
+    path = register_path(clients=[client(client_id=f"A{1000 + n}") for n in range(6)])
+    plain = path.read_bytes()
+    edits = [CellEdit("Asiakkaat", f"Z{r}", f"tila {r}") for r in range(2, 8)]
+    result = patch_workbook(plain, edits, residues=False, inline=True)
+    assert sum(len(p.refs) for p in result.placed.values()) == len(edits)
+    monkeypatch.setattr(xlsxpatch, "EXCERPT_MIN_BYTES", 0)
+    real, given, made = xlsxpatch.excerpt_package, [], []
+
+    def spy(data, edits, cut=None, placed=None):
+        given.append(placed)
+        made.append(real(data, edits, cut, placed))
+        return made[-1]
+
+    monkeypatch.setattr(xlsxpatch, "excerpt_package", spy)
+    assert wbmod._read_back_outcome(result, plain, edits) is None
+    assert given == [result.placed] and made == [real(result.data, edits)] != [result.data]
+    part, where = next((k, v) for k, v in result.placed.items() if v.refs)
+    shifted = xlsxpatch.Placed(where.refs, xlsxpatch.array("q", [x + 1 for x in where.spans]))
+    result.placed[part] = shifted
+    # No excerpt from there: the part is read whole, and every cell still reads back.
+    assert wbmod._read_back_outcome(result, plain, edits) is None
+    wrong = [*edits[:-1], CellEdit("Asiakkaat", "Z7", "muu")]
+    assert "Asiakkaat!Z7 does not read back" in wbmod._read_back_outcome(result, plain, wrong)
 
 
 def test_the_written_file_must_hold_the_bytes_read_back(reg, monkeypatch):
@@ -757,8 +790,8 @@ def test_reopen_check_reads_few_edits_of_a_big_sheet_from_an_excerpt(register_pa
     monkeypatch.setattr(xlsxpatch, "EXCERPT_MIN_BYTES", 0)
     real, cut = xlsxpatch.excerpt_package, []
 
-    def spy(data: bytes, edits: list[CellEdit], names: set[str] | None = None) -> bytes:
-        out = real(data, edits, names)
+    def spy(data: bytes, edits: list[CellEdit], names: set[str] | None = None, *placed) -> bytes:
+        out = real(data, edits, names, *placed)
         cut.append(out is not data)
         return out
 
@@ -934,8 +967,8 @@ def test_reopen_check_of_edits_on_most_rows_reads_the_cells_alone(register_path,
     monkeypatch.setattr(xlsxpatch, "EXCERPT_MIN_BYTES", 0)
     real, cut = xlsxpatch.cells_excerpt, []
 
-    def spy(data: bytes, refs: set[str]) -> bytes | None:
-        out = real(data, refs)
+    def spy(data: bytes, refs: set[str], *placed: object) -> bytes | None:
+        out = real(data, refs, *placed)
         cut.append(out is not None)
         return out
 

@@ -2079,6 +2079,47 @@ def test_excerpt_package_cuts_only_big_sheets(register: bytes, monkeypatch: pyte
     assert xp.excerpt_package(register, [*edits, CellEdit("Asiakkaat", "9C", "z")]) is register
 
 
+def test_patch_says_where_it_put_cells_and_the_excerpt_takes_them_from_there(register: bytes):
+    """A cell appended to its row (a status on every row) is placed where the patch says,
+    in the member as written: the excerpt made from there is the excerpt a search makes,
+    byte for byte, beside cells that are searched for (in a row with two edits). A placement that
+    is not so (a cell off by a byte, another cell's reference, past the rows) gives no
+    excerpt. The placement does not travel with a pickled patch."""
+    import pickle
+
+    from sheetreg import xlsxpatch as xp
+
+    part = sheet_parts(register)["Asiakkaat"]
+    statuses = [CellEdit("Asiakkaat", f"Z{r}", f"Tila {r} & <x>") for r in range(2, 150)]
+    edits = [*statuses, CellEdit("Asiakkaat", "C9", "uusi")]
+    result = patch_workbook(register, edits, residues=False, inline=True)
+    placed = result.placed[part]
+    # Z9 shares its row with C9: that row is patched the general way, its cells searched for.
+    assert placed.refs == [e.cell for e in statuses if e.cell != "Z9"]
+    written = members(result.data)[part]
+    for k, ref in enumerate(placed.refs):
+        cell = written[placed.spans[2 * k] : placed.spans[2 * k + 1]]
+        assert cell.startswith(f'<c r="{ref}"'.encode()) and cell.endswith(b"</c>")
+        assert cell.count(b"<c ") == 1
+    assert pickle.loads(pickle.dumps(result, protocol=5)).placed == {}
+    refs = {e.cell for e in edits}
+    searched = xp.cells_excerpt(written, refs)
+    assert searched is not None and xp.cells_excerpt(written, refs, placed) == searched
+    assert b'<c r="C9"' in searched and b'<c r="Z9"' in searched and b'<c r="Z149"' in searched
+    cut, cut_placed = set(), set()
+    excerpt = xp.excerpt_package(result.data, edits, cut)
+    assert xp.excerpt_package(result.data, edits, cut_placed, result.placed) == excerpt
+    assert cut == cut_placed == {"asiakkaat"}
+    spans = list(placed.spans)
+    for wrong in (
+        xp.Placed(placed.refs, xp.array("q", [spans[0] + 1, *spans[1:]])),
+        xp.Placed(["Z3", "Z2", *placed.refs[2:]], placed.spans),
+        xp.Placed(placed.refs, xp.array("q", [*spans[:-1], len(written)])),
+        xp.Placed([*placed.refs, "Z150"], placed.spans),
+    ):
+        assert xp.cells_excerpt(written, refs, wrong) is None
+
+
 def test_excerpt_package_without_strings_to_read(register: bytes, monkeypatch: pytest.MonkeyPatch):
     """Cells written inline (the weekly run's) and emptied cells need no string table: every
     edited sheet is cut, small ones too, and the table left empty; the cells read back as

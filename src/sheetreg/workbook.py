@@ -55,7 +55,7 @@ from sheetreg.schema import (
 from sheetreg.secrets import WORKBOOK_PASSWORD, get_secret
 
 if TYPE_CHECKING:
-    from sheetreg.xlsxpatch import CellEdit, CellValue, PatchResult
+    from sheetreg.xlsxpatch import CellEdit, CellValue, PatchResult, Placed
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTION_INFO = "EncryptionInfo".encode("utf-16-le")
@@ -946,7 +946,9 @@ def _reopen_check(tmp: Path, edits: Sequence[CellEdit], password: str | None = N
     _reopen_check_plain(plain, edits)
 
 
-def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
+def _reopen_check_plain(
+    plain: bytes, edits: Sequence[CellEdit], placed: dict[str, Placed] | None = None
+) -> None:
     """The reopen check of a (plain) package's bytes: python-calamine reads every edited cell
     back, and each must be what was written.
 
@@ -955,6 +957,8 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
     fidelity check, which every write makes, proves unchanged byte for byte. An excerpt, or a
     small sheet, is taken as the reader's rows; a big sheet that could not be cut goes by row
     by row, only its edited cells kept (as rows, 10^5 of them would hold every cell's value).
+    ``placed`` is where the patch that made ``plain`` put cells, when it was made here: they
+    are then taken from there, not searched for (:attr:`~sheetreg.xlsxpatch.PatchResult.placed`).
     """
     import python_calamine as pc
 
@@ -963,7 +967,7 @@ def _reopen_check_plain(plain: bytes, edits: Sequence[CellEdit]) -> None:
     aside: _SheetsAside | None = None
     cut: set[str] = set()
     try:
-        plain = excerpt_package(plain, edits, cut)
+        plain = excerpt_package(plain, edits, cut, placed)
         wb = pc.CalamineWorkbook.from_filelike(io.BytesIO(plain))
         # Sheet names are matched as Excel does (and the patcher): ignoring case.
         actual = {n.casefold(): n for n in wb.sheet_names}
@@ -1508,7 +1512,7 @@ def _read_back_outcome(
     reopen check's verdict; None after a refused patch (nobody collects it then)."""
     if isinstance(outcome, SheetregError):
         return None
-    return _reopen_verdict(outcome.data, edits)
+    return _reopen_verdict(outcome.data, edits, outcome.placed)
 
 
 def _patched(

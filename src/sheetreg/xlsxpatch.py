@@ -169,18 +169,31 @@ class Residue:
     needle: int
 
 
+class Placed(NamedTuple):
+    """Where a patch put cells in a worksheet part as written (inflated): ``refs[k]`` from
+    ``spans[2k]`` to ``spans[2k + 1]``. Those of the common case (a cell appended to its
+    row), which are most of a first run's: the reopen check takes them from there instead
+    of searching the part for them (see :func:`cells_excerpt`)."""
+
+    refs: list[str]
+    spans: array
+
+
 @dataclass
 class PatchResult:
     """The patched package and what changed in it.
 
     ``residues`` refer (by ``needle``) to the distinct old text values of the overwritten or
     emptied cells, numbered in the order their first edit appears in the edit list.
+    ``placed`` is where cells went, by sheet part (see :class:`Placed`): known where the
+    patch was made, it does not travel with it to another process.
     """
 
     data: bytes
     changed_parts: list[str]
     removed_strings: int
     residues: list[Residue]
+    placed: dict[str, Placed] = field(default_factory=dict, compare=False, repr=False)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
         # A patch crosses pipes to and from the checks' children: under protocol 5 its
@@ -1614,6 +1627,8 @@ class _Patcher:
             tuple[type, CellValue, bytes | None, bytes], tuple[bytes, bool]
         ] = {}
         self._spans_cache: dict[tuple[bytes, int, int], bytes] = {}
+        # Sheet part -> where the common case's cells went in it (see Placed).
+        self.placed: dict[str, Placed] = {}
 
     @property
     def sst(self) -> _SharedStrings | None:
@@ -1681,6 +1696,8 @@ class _Patcher:
         row_head, cell_open, row_close = b"<" + rx.prefix + b"row", rx.cell_r_open, rx.row_close
         value_xml, col_style, grow = self._value_xml, sheet.col_style, self._grow_spans
         spans_value = self._spans_value
+        placed = self.placed[part] = Placed([], array("q"))
+        placed_ref, placed_at = placed.refs.append, placed.spans.append
         while i < todo:
             rnum = pending[i]
             row = index.get(rnum)
@@ -1710,8 +1727,11 @@ class _Patcher:
                         out += view[pos:at]
                         out += row_head + grow(attrs, col, col) + b">"
                         out += view[tag_end:close]
+                    placed_ref(plan.ref)
+                    placed_at(len(out))
                     out += cell_open + plan.ref.encode() + b'"'
                     out += value_xml(sheet, plan, col_style(col), b"")
+                    placed_at(len(out))
                     out += row_close
                     pos = close + len(row_close)
                     prev = rnum
@@ -1726,6 +1746,10 @@ class _Patcher:
                     out += appended[0]
                     out += view[row.tag_end : row.close]
                     out += appended[1]
+                    if len(by_row[rnum]) == 1:  # one cell, then the row's end tag
+                        placed_ref(by_row[rnum][0].ref)
+                        placed_at(len(out) - len(appended[1]))
+                        placed_at(len(out) - len(row_close))
                     pos = row.close + len(rx.row_close)
                     prev = rnum
                     i += 1
@@ -1745,6 +1769,10 @@ class _Patcher:
                     out += appended[0]
                     out += view[m.end() : close]
                     out += appended[1]
+                    if len(by_row[rnum]) == 1:  # one cell, then the row's end tag
+                        placed_ref(by_row[rnum][0].ref)
+                        placed_at(len(out) - len(appended[1]))
+                        placed_at(len(out) - len(row_close))
                     pos = close + len(rx.row_close)
                     prev = rnum
                     i += 1
@@ -2684,13 +2712,21 @@ def read_cells(data: bytes, sheet: str, refs: Iterable[str]) -> dict[str, CellVa
 EXCERPT_MIN_BYTES = 1 << 20
 
 
-def excerpt_package(data: bytes, edits: Iterable[CellEdit], cut: set[str] | None = None) -> bytes:
+def excerpt_package(
+    data: bytes,
+    edits: Iterable[CellEdit],
+    cut: set[str] | None = None,
+    placed: dict[str, Placed] | None = None,
+) -> bytes:
     """The package ``data`` with each worksheet of at least :data:`EXCERPT_MIN_BYTES` that
     ``edits`` edit (sheet names matched ignoring case) cut down to the edited cells
     (:func:`cells_excerpt`); every other member is copied as stored. ``data`` itself when
     nothing is cut. A sheet named in an edit that is not a cell reference is left whole
     (where a check of the edits names the reference). The names of the sheets cut, case
     folded, are added to ``cut`` when it is given.
+
+    ``placed`` is where the patch that made ``data`` put cells, by sheet part
+    (:attr:`PatchResult.placed`), which spares :func:`cells_excerpt` its search for them.
 
     When every edited sheet can be cut so and none of the cells cut out refers to the
     shared-string table (the weekly run writes its text inline), the small sheets are cut
@@ -2724,7 +2760,8 @@ def excerpt_package(data: bytes, edits: Iterable[CellEdit], cut: set[str] | None
             continue
         big = pkg.zip.getinfo(real).file_size >= EXCERPT_MIN_BYTES
         refs = _canonical_refs(edited) if big or every else None
-        excerpt = cells_excerpt(pkg.read(real), refs) if refs is not None else None
+        where = placed.get(sheet.part) if placed else None
+        excerpt = cells_excerpt(pkg.read(real), refs, where) if refs is not None else None
         if excerpt is None:
             every = False
         else:
@@ -2779,7 +2816,7 @@ def _canonical_refs(cells: Iterable[Any]) -> set[str] | None:
     return refs
 
 
-def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
+def cells_excerpt(data: bytes, refs: Collection[str], placed: Placed | None = None) -> bytes | None:
     """The worksheet ``data`` with only the cells at ``refs`` (upper case, as
     :func:`_canonical_refs` gives them) in its sheetData: each taken byte for byte from the
     part, found by its leading ``r`` attribute (as the patch writes it), in a ``<row>`` of
@@ -2795,6 +2832,12 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
     is not closed, the cells or their rows are not in order, or a row lacks its leading ``r``
     (its number then follows from its place, which a search for ``r`` does not see): the
     caller then reads the whole part.
+
+    ``placed`` is where the patch that wrote ``data`` put some of the cells
+    (:class:`Placed`): each is taken from there if it is there (a whole cell, ``<c r=`` with
+    its reference to ``</c>``, inside the sheetData), and only the others are searched for.
+    That a cell is nowhere else, and where its row is, is for the fidelity check to prove
+    (as it proves the rest): what is read back is the cell's bytes, as the part holds them.
     """
     rx = _sheet_rx(_prefix_of(data))
     try:
@@ -2803,13 +2846,20 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
         return None
     if sd[1] or not refs:
         return None
+    found: list[tuple[int, int, int]] = []  # (start, end, row) of each cell found
+    if placed is not None and placed.refs:
+        known = _placed_cells(data, rx, (start, end), refs, placed)
+        if known is None:
+            return None
+        found = known
+        taken = set(placed.refs)  # each of them in refs (_placed_cells)
+        refs = [] if len(taken) == len(refs) else [ref for ref in refs if ref not in taken]
     by_column: dict[str, list[str]] = {}
     for ref in refs:
         by_column.setdefault(ref.rstrip("0123456789"), []).append(ref)
     dense = sorted(h for h, cells in by_column.items() if len(cells) >= _DENSE_COLUMN_CELLS)
     cell_close = b"</" + rx.prefix + b"c>"
     row_open, row_close = b"<" + rx.prefix + b'row r="', rx.row_close
-    found: list[tuple[int, int, int]] = []  # (start, end, row) of each cell found
 
     def stop(after: int, limit: int) -> int:
         """Where the cell whose start tag goes on at ``after`` ends (-1: not closed): at
@@ -2849,8 +2899,9 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
         ]
         if len({ref for _s, _e, ref, _d in cut}) != len(cut):
             return None  # a cell twice
-        found = [(at, stop_at, int(d)) for at, stop_at, _ref, d in cut]
-        if len(by_column) == 1:
+        placed_too = bool(found)
+        found += [(at, stop_at, int(d)) for at, stop_at, _ref, d in cut]
+        if len(by_column) == 1 and not placed_too:
             # One column (a status on every row): a row a cell, in order, made in one go.
             if any(a[2] >= b[2] for a, b in itertools.pairwise(found)):
                 return None  # out of order (a cell twice was refused above)
@@ -2896,6 +2947,12 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
             return None
         found.append((cell_at, cell_end, rnum))
     found.sort()
+    if (not found or found[0][0] >= start) and all(
+        a[1] <= b[0] and a[2] < b[2] for a, b in itertools.pairwise(found)
+    ):
+        # A cell a row (a first run's statuses, with an erasure's): each row made in one go.
+        rows = [row_open + b"%d" % r + b'">' + data[at:stop] + row_close for at, stop, r in found]
+        return b"".join([data[:start], *rows, data[end:]])
     view = memoryview(data)
     pieces: list[bytes | memoryview] = [view[:start]]
     current = 0
@@ -2916,6 +2973,31 @@ def cells_excerpt(data: bytes, refs: Collection[str]) -> bytes | None:
         pieces.append(row_close)
     pieces.append(view[end:])
     return b"".join(pieces)
+
+
+def _placed_cells(
+    data: bytes, rx: _SheetRx, body: tuple[int, int], refs: Collection[str], placed: Placed
+) -> list[tuple[int, int, int]] | None:
+    """(start, end, row) of each cell ``placed`` says where it is (of those in ``refs``),
+    each checked to be there: inside the sheetData's ``body`` (from, to), from
+    ``<c r="REF"`` to its ``</c>``. None when one is not."""
+    start, end = body
+    parsed = parse_canonical_refs(placed.refs)
+    if parsed is None or len(placed.spans) != 2 * len(placed.refs):
+        return None
+    head, close = rx.cell_r_open, b"</" + rx.prefix + b"c>"
+    starts, ends = placed.spans[0::2], placed.spans[1::2]
+    startswith, endswith = data.startswith, data.endswith
+    if not all(
+        start <= at
+        and stop <= end
+        and startswith(head + ref.encode() + b'"', at)
+        and endswith(close, at, stop)
+        and ref in refs
+        for ref, at, stop in zip(placed.refs, starts, ends, strict=True)
+    ):
+        return None
+    return list(zip(starts, ends, parsed[0], strict=True))
 
 
 def _sheet_body(
@@ -3118,7 +3200,8 @@ def patch_workbook(
             return io.BytesIO(new_parts[name]) if name in changed else pkg.open(name)
 
         found = _find_text_in(names, open_new, _content_types(pkg), needles)
-    return PatchResult(out, changed_parts, removed_strings, found)
+    placed = {part: patcher.placed[part] for part in changed if part in patcher.placed}
+    return PatchResult(out, changed_parts, removed_strings, found, placed)
 
 
 def patch_further(
