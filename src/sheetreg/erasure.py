@@ -803,18 +803,24 @@ def _scan_parts(data: bytes, scan: _Scan, parts: set[str]) -> list[Leftover]:
                 _present(values.fold(text), [c.casefold() for c in scan.ids]) if scan.ids else set()
             )
             for nsn, client_id in scan.nsns:
-                pattern = phone_pattern(nsn)
                 key = (client_id, "clients.phone", part)
-                if key not in seen and nsn in in_digits and pattern.search(text):
+                # The pattern is made only where the digits are (making one costs more than
+                # the cheap test, and a run erases a score of clients).
+                if key not in seen and nsn in in_digits and phone_pattern(nsn).search(text):
+                    pattern = phone_pattern(nsn)
                     seen.add(key)
                     test = lambda t, p=pattern: bool(p.search(t))  # noqa: E731
                     leftovers.append(
                         Leftover(client_id, "clients.phone", part, kind, where(part, kind, test))
                     )
             for client_id in scan.ids:
-                pattern = mentions_pattern(client_id)
                 key = (client_id, "clients.client_id", part)
-                if key not in seen and client_id.casefold() in in_text and pattern.search(text):
+                if (
+                    key not in seen
+                    and client_id.casefold() in in_text
+                    and mentions_pattern(client_id).search(text)
+                ):
+                    pattern = mentions_pattern(client_id)
                     seen.add(key)
                     leftovers.append(
                         Leftover(
