@@ -1770,6 +1770,8 @@ def _tampered_sheets(sheet: bytes) -> dict[str, bytes]:
         "row attribute": sheet.replace(b'<row r="60"', b'<row r="60" hidden="1"', 1),
         # The same value, but not well-formed XML (an element left open).
         "not well-formed": sheet.replace(l50, l50.replace(b"</is>", b"<x></is>"), 1),
+        # The same text, but not inline: a reader does not read it as text.
+        "not inline": sheet.replace(l50, l50.replace(b'"inlineStr"', b'"str"'), 1),
     }
 
 
@@ -1785,6 +1787,30 @@ def test_bulk_proof_never_passes_a_bad_result(register: bytes, bulk: list[bool |
         with pytest.raises(FidelityError):
             verify_patch(register, bad, edits)
         assert bulk in ([False], ["raised"]), name
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("Aktiivinen", True),
+        ("Päättynyt 5.7.2023 – poisto odottaa hyväksyntää", True),
+        ("x", True),
+        ("", False),
+        (" alussa", False),
+        ("lopussa ", False),
+        ("kaksi  väliä", False),
+        ("rivi\nvaihto", False),
+        ("a & b", False),
+        ("<b>", False),
+        ("a_x000D_b", False),
+    ],
+)
+def test_plain_text_is_told_apart(text: str, plain: bool):
+    """The bulk proof takes text written inline as it is only when nothing in it is decoded
+    by a reader (an entity, an escape, spaces at either end or doubled, a line end)."""
+    from sheetreg.xlsxpatch import _PLAIN_TEXT
+
+    assert (_PLAIN_TEXT.fullmatch(text) is not None) is plain
 
 
 @pytest.fixture

@@ -3584,6 +3584,10 @@ def _position_name(data: bytes, rx: _SheetRx, pos: int) -> str:
 
 
 _SPANS_ATTR = re.compile(rb"""(\sspans\s*=\s*["'])([^"']*)(["'])""")
+# Text that reads as itself between <t> and </t>: no entity, no _xHHHH_ escape, no markup,
+# no space but single ones between words (a line end or a space at either end is not kept
+# as such without xml:space).
+_PLAIN_TEXT = re.compile(r"[^\s&<>_]+(?: [^\s&<>_]+)*")
 _BULK_PROOF_CELLS = 256  # from this many edits in a sheet, the bulk proof is tried first
 _DENSE_COLUMN_CELLS = 64  # from this many edits in a column, its cells are found in one pass
 
@@ -3901,15 +3905,18 @@ def _places(
         rx.row_start.match,
     )
     skip = len(cell_r)
-    find, rfind = rest.find, rest.rfind
+    # Bytes, not the bytearray: what is sliced out of it (a reference a cell) is then
+    # hashable, and looked up as it is.
+    text = bytes(rest)
+    find, rfind, col_of = text.find, text.rfind, _COL_NUM_B.get
     pos = 0
     row_num = tag_end = close = -1
     digits = b""
     for rnum, col in sorted(key for key in planned if key not in places):
         if rnum != row_num:
-            digits = str(rnum).encode()
+            digits = b"%d" % rnum
             at = find(row_r + digits + b'"', pos)
-            m = row_match(rest, at) if at >= 0 else None
+            m = row_match(text, at) if at >= 0 else None
             if m is None or m[2]:  # not there, or <row .../>: the patch changes its tag
                 return None
             tag_end = m.end()
@@ -3926,14 +3933,14 @@ def _places(
                 if place != tag_end:
                     return None  # something before the row's first cell with r
                 break
-            c = cell_match(rest, lt, close)
+            c = cell_match(text, lt, close)
             if c is None or c.end() != place:
                 return None
-            ref = rest[lt + skip : find(b'"', lt + skip, place)]
+            ref = text[lt + skip : find(b'"', lt + skip, place)]
             letters = ref.rstrip(b"0123456789")
             if ref[len(letters) :] != digits:
                 return None
-            other = _col_num(bytes(letters))
+            other = col_of(letters) or _col_num(letters)
             if other < col:
                 break
             if other == col:
@@ -4091,51 +4098,77 @@ class _SheetVerifier:
         # Each cell where the original's cut says it belongs (so in its own row, between
         # its neighbours): checked at once; else one by one below.
         placed = old_side.places is not None and _as_placed(found, bs_n, old_side.places)
-        row_r = b"<" + rx.prefix + b'row r="'
-        row_open = row_r[:-4]
-        cell_open, row_close, cell_match = rx.cell_r_open, rx.row_close, rx.cell.match
-        proven: set[tuple[bytes, bytes | None, type, CellValue]] = set()
+        if not placed and not self._in_their_rows(new, bs_n, found):
+            return False
+        cells = plan.cells
+        # The same attributes (r aside), content and value: proven once for all rows. The
+        # value's type is in the key: True == 1, but a number is no proof of a boolean.
+        kinds: dict[tuple[bytes, bytes | None, type, CellValue], tuple[int, int]] = {}
+        for key, m in found.items():
+            attrs, content = m.group(1, 2)
+            value = cells[key].value
+            kind = (attrs[attrs.index(b'"', 4) + 1 :], content, value.__class__, value)
+            if kind not in kinds:
+                kinds[kind] = key
+        inline = (
+            b"<" + rx.prefix + b"is><" + rx.prefix + b"t>",
+            b"</" + rx.prefix + b"t></" + rx.prefix + b"is>",
+        )
         distinct: list[bytes] = []  # a cell of each kind proven
-        for (rnum, col), m in found.items():
-            start, end = m.span()
-            if not placed:
-                digits = str(rnum).encode()
-                # Its row: the nearest row start before it, <row r="rnum" ...> and not empty.
-                at = new.rfind(row_open, bs_n, start)
-                if at < 0 or not new.startswith(row_r + digits + b'"', at):
-                    return False
-                tag_end = new.find(b">", at, start)
-                if tag_end < 0 or new[tag_end - 1] == 0x2F:  # "/>": an empty row
-                    return False
-                if tag_end + 1 != start:  # a cell before it in the row: it ends here, lower column
-                    lt = new.rfind(cell_open, tag_end, start)
-                    before = cell_match(new, lt) if lt >= 0 else None
-                    if before is None or before.end() != start:
-                        return False
-                    ref = new[lt + len(cell_open) : new.find(b'"', lt + len(cell_open), start)]
-                    letters = ref.rstrip(b"0123456789")
-                    if ref[len(letters) :] != digits or _col_num(letters) >= col:
-                        return False
-                if not new.startswith(row_close, end):  # a cell after it, at a higher column
-                    if not new.startswith(cell_open, end):
-                        return False
-                    ref = new[end + len(cell_open) : new.find(b'"', end + len(cell_open))]
-                    letters = ref.rstrip(b"0123456789")
-                    if ref[len(letters) :] != digits or _col_num(letters) <= col:
-                        return False
-            # The same attributes (r aside), content and value: proven once for all rows. The
-            # value's type is in the key: True == 1, but a number is no proof of a boolean.
-            p = plan.cells[rnum, col]
-            seen = (m[1][m[1].index(b'"', 4) + 1 :], m[2], type(p.value), p.value)
-            if seen not in proven:
-                cell = _OldCell(start, end, col, True, _attrs(m[1]), m[2] or b"")
-                self._check_edited({col: cell}, {col: p}, rnum)
-                proven.add(seen)
-                distinct.append(m[0])
+        for (tail, content, _type, value), (rnum, col) in kinds.items():
+            m = found[rnum, col]
+            # Plain text written inline (a status) is what it holds: nothing to decode.
+            if not (
+                value.__class__ is str
+                and tail.endswith(b' t="inlineStr"')
+                and content == inline[0] + value.encode() + inline[1]
+                and _PLAIN_TEXT.fullmatch(value) is not None
+            ):
+                cell = _OldCell(m.start(), m.end(), col, True, _attrs(m[1]), content or b"")
+                self._check_edited({col: cell}, {col: cells[rnum, col]}, rnum)
+            distinct.append(m[0])
         # Well-formed XML: each cell is <c r="REF" then what one of these has after its r,
         # so these prove them all.
         self._feed(b"".join(distinct))
         self._feed(b"", final=True)
+        return True
+
+    def _in_their_rows(
+        self, new: bytes, bs_n: int, found: dict[tuple[int, int], re.Match[bytes]]
+    ) -> bool:
+        """Whether each cell ``found`` in the new part (its body starting at ``bs_n``) sits in
+        its own row, ``<row r="rnum" ...>`` and not empty, after a cell of a lower column or
+        the row's start tag, before one of a higher column or the row's end."""
+        rx = self.rx
+        row_r = b"<" + rx.prefix + b'row r="'
+        row_open = row_r[:-4]
+        cell_open, row_close, cell_match = rx.cell_r_open, rx.row_close, rx.cell.match
+        for (rnum, col), m in found.items():
+            start, end = m.span()
+            digits = str(rnum).encode()
+            # Its row: the nearest row start before it, <row r="rnum" ...> and not empty.
+            at = new.rfind(row_open, bs_n, start)
+            if at < 0 or not new.startswith(row_r + digits + b'"', at):
+                return False
+            tag_end = new.find(b">", at, start)
+            if tag_end < 0 or new[tag_end - 1] == 0x2F:  # "/>": an empty row
+                return False
+            if tag_end + 1 != start:  # a cell before it in the row: it ends here, lower column
+                lt = new.rfind(cell_open, tag_end, start)
+                before = cell_match(new, lt) if lt >= 0 else None
+                if before is None or before.end() != start:
+                    return False
+                ref = new[lt + len(cell_open) : new.find(b'"', lt + len(cell_open), start)]
+                letters = ref.rstrip(b"0123456789")
+                if ref[len(letters) :] != digits or _col_num(letters) >= col:
+                    return False
+            if not new.startswith(row_close, end):  # a cell after it, at a higher column
+                if not new.startswith(cell_open, end):
+                    return False
+                ref = new[end + len(cell_open) : new.find(b'"', end + len(cell_open))]
+                letters = ref.rstrip(b"0123456789")
+                if ref[len(letters) :] != digits or _col_num(letters) <= col:
+                    return False
         return True
 
     def _feed(self, fragment: bytes, *, final: bool = False) -> None:
