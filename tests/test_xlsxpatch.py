@@ -2137,13 +2137,19 @@ def test_patch_says_where_it_put_cells_and_the_excerpt_takes_them_from_there(reg
     assert xp.excerpt_package(result.data, edits, cut_placed, result.placed) == excerpt
     assert cut == cut_placed == {"asiakkaat"}
     spans = list(placed.spans)
-    for wrong in (
-        xp.Placed(placed.refs, xp.array("q", [spans[0] + 1, *spans[1:]])),
-        xp.Placed(["Z3", "Z2", *placed.refs[2:]], placed.spans),
-        xp.Placed(placed.refs, xp.array("q", [*spans[:-1], len(written)])),
-        xp.Placed([*placed.refs, "Z150"], placed.spans),
+    for wrong, asked in (
+        (xp.Placed(placed.refs, xp.array("q", [spans[0] + 1, *spans[1:]])), refs),
+        (xp.Placed(["Z3", "Z2", *placed.refs[2:]], placed.spans), refs),
+        (xp.Placed(placed.refs, xp.array("q", [*spans[:-1], len(written)])), refs),
+        (xp.Placed([*placed.refs, "Z150"], placed.spans), refs),
+        # Z2's span stretched over row 3 (Z3 not asked for): it ends with a cell's end tag,
+        # but holds other cells.
+        (
+            xp.Placed([placed.refs[0], *placed.refs[2:]], xp.array("q", [spans[0], *spans[3:]])),
+            refs - {"Z3"},
+        ),
     ):
-        assert xp.cells_excerpt(written, refs, wrong) is None
+        assert xp.cells_excerpt(written, asked, wrong) is None
 
 
 def test_excerpt_package_without_strings_to_read(register: bytes, monkeypatch: pytest.MonkeyPatch):

@@ -2980,19 +2980,21 @@ def _placed_cells(
 ) -> list[tuple[int, int, int]] | None:
     """(start, end, row) of each cell ``placed`` says where it is (of those in ``refs``),
     each checked to be there: inside the sheetData's ``body`` (from, to), from
-    ``<c r="REF"`` to its ``</c>``. None when one is not."""
+    ``<c r="REF"`` to its ``</c>``, with no other cell's start in between. None when one is
+    not."""
     start, end = body
     parsed = parse_canonical_refs(placed.refs)
     if parsed is None or len(placed.spans) != 2 * len(placed.refs):
         return None
-    head, close = rx.cell_r_open, b"</" + rx.prefix + b"c>"
+    head, close, other = rx.cell_r_open, b"</" + rx.prefix + b"c>", rx.cell_open
     starts, ends = placed.spans[0::2], placed.spans[1::2]
-    startswith, endswith = data.startswith, data.endswith
+    startswith, endswith, find = data.startswith, data.endswith, data.find
     if not all(
         start <= at
         and stop <= end
         and startswith(head + ref.encode() + b'"', at)
         and endswith(close, at, stop)
+        and find(other, at + 1, stop) < 0
         and ref in refs
         for ref, at, stop in zip(placed.refs, starts, ends, strict=True)
     ):
