@@ -2899,16 +2899,7 @@ def cells_excerpt(data: bytes, refs: Collection[str], placed: Placed | None = No
         ]
         if len({ref for _s, _e, ref, _d in cut}) != len(cut):
             return None  # a cell twice
-        placed_too = bool(found)
         found += [(at, stop_at, int(d)) for at, stop_at, _ref, d in cut]
-        if len(by_column) == 1 and not placed_too:
-            # One column (a status on every row): a row a cell, in order, made in one go.
-            if any(a[2] >= b[2] for a, b in itertools.pairwise(found)):
-                return None  # out of order (a cell twice was refused above)
-            rows = [
-                row_open + d + b'">' + data[at:stop_at] + row_close for at, stop_at, _r, d in cut
-            ]
-            return b"".join([data[:start], *rows, data[end:]])
     sparse = sorted(
         (int(ref[len(head) :]), _COL_NUM[head], ref)
         for head, cells in by_column.items()
