@@ -552,8 +552,9 @@ def test_the_read_back_by_a_spare(reg, monkeypatch, spare):
 
 def test_the_spare_reads_its_patch_back_from_where_it_put_the_cells(register_path, monkeypatch):
     """The spare that made the patch knows where its cells went: its read-back takes them
-    from there (the excerpt is then the one a search makes), and passes; a patch that
-    did not put a cell where it says fails it."""
+    from there (the excerpt is then the one a search makes), and passes. A placement that
+    does not hold leaves the part to be read whole: the cells still pass, and a value not
+    as written still fails."""
     import sheetreg.workbook as wbmod
     from sheetreg import xlsxpatch
     from sheetreg.xlsxpatch import CellEdit, patch_workbook

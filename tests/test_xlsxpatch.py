@@ -2108,9 +2108,10 @@ def test_excerpt_package_cuts_only_big_sheets(register: bytes, monkeypatch: pyte
 def test_patch_says_where_it_put_cells_and_the_excerpt_takes_them_from_there(register: bytes):
     """A cell appended to its row (a status on every row) is placed where the patch says,
     in the member as written: the excerpt made from there is the excerpt a search makes,
-    byte for byte, beside cells that are searched for (in a row with two edits). A placement that
-    is not so (a cell off by a byte, another cell's reference, past the rows) gives no
-    excerpt. The placement does not travel with a pickled patch."""
+    byte for byte, beside cells that are searched for (in a row with two edits). A
+    placement that is not so (a cell off by a byte, another cell's reference, past the rows,
+    a reference too many, a span over more than its cell) gives no excerpt. The placement
+    does not travel with a pickled patch."""
     import pickle
 
     from sheetreg import xlsxpatch as xp

@@ -1116,8 +1116,8 @@ def _refuse_unless_passed(verdict: Any, check: str) -> None:
 def _reopen_verdict(*args: Any) -> str | None:
     """The reopen check as a verdict (for a forked child): None, or why it failed.
 
-    ``args`` are :func:`_reopen_check`'s (a file), or a package's bytes and the edits
-    (:func:`_reopen_check_plain`).
+    ``args`` are :func:`_reopen_check`'s (a file), or a package's bytes, the edits and
+    perhaps where the patch put cells (:func:`_reopen_check_plain`).
     """
     try:
         if isinstance(args[0], bytes):
