@@ -1741,7 +1741,9 @@ def test_bulk_proof_takes_a_flag_of_every_row(
 
     verify_patch(register, result, edits)
     assert bulk == [True]
-    assert calls == ["cut", "patch", "cut"]  # the original's body, then the patch's
+    # The original's body is cut (its cells searched for) before the patch is asked for; the
+    # patch's cells are then taken from where the original's cut says they belong.
+    assert calls == ["cut", "patch"]
     again = [CellEdit("Asiakkaat", f"L{r}", None if r % 5 == 0 else "Uusi") for r in range(2, 202)]
     second = patch_workbook(first.data, again, residues=False, inline=True)
     verify_patch(first.data, second, again)
@@ -1815,17 +1817,26 @@ def test_plain_text_is_told_apart(text: str, plain: bool):
 
 @pytest.fixture
 def placed(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What the bulk proof's check of the cells' places against the original's cut found."""
+    """Whether the bulk proof found the patch's cells where the original's cut says they
+    belong: taken from there (True), or, when they are not all there, searched for and then
+    checked against those places (what that check found)."""
     import sheetreg.xlsxpatch as xp
 
     seen: list[bool] = []
-    original = xp._as_placed
+    taken, checked = xp._placed_cut, xp._as_placed
 
-    def spy(*args: Any) -> bool:
-        seen.append(original(*args))
+    def take(*args: Any) -> Any:
+        got = taken(*args)
+        if got is not None:
+            seen.append(True)
+        return got
+
+    def check(*args: Any) -> bool:
+        seen.append(checked(*args))
         return seen[-1]
 
-    monkeypatch.setattr(xp, "_as_placed", spy)
+    monkeypatch.setattr(xp, "_placed_cut", take)
+    monkeypatch.setattr(xp, "_as_placed", check)
     return seen
 
 
@@ -1833,9 +1844,10 @@ def test_bulk_proof_places_cells_where_the_original_says(
     register: bytes, bulk: list[bool | str], placed: list[bool]
 ):
     """Where each cell belongs is told from the original's cut before the patch exists, and
-    the patch's cells are checked against it at once: cells appended to their rows, written
-    over, put back between two others, and two new ones side by side; a cell swapped with
-    its new neighbour is refused (the check hands over to the cell-by-cell one)."""
+    the patch's cells are taken from there: cells appended to their rows, written over, put
+    back between two others, emptied (gone, or left with their style), and two new ones side
+    by side; a cell swapped with its new neighbour is refused (the cells are then searched
+    for, are not where they belong, and the check hands over to the cell-by-cell one)."""
     checks = [(register, _status_edits())]
     emptied = patch_workbook(
         register, [CellEdit("Asiakkaat", f"E{r}", None) for r in range(2, 202)], inline=True
@@ -1846,6 +1858,14 @@ def test_bulk_proof_places_cells_where_the_original_says(
     )
     pair = [CellEdit("Asiakkaat", f"{c}{r}", f"{c} {r}") for r in range(2, 202) for c in "MN"]
     checks.append((register, pair))
+    # Emptied: a cell with no style goes, one with a style (a date's) stays, empty.
+    checks.append((register, [CellEdit("Asiakkaat", f"E{r}", None) for r in range(2, 202)]))
+    dates = [CellEdit("Asiakkaat", f"I{r}", None if r % 2 else "x") for r in range(2, 202)]
+    assert (
+        b'<c r="I5" s="2"/>'
+        in members(patch_workbook(register, dates, inline=True).data)["xl/worksheets/sheet1.xml"]
+    )
+    checks.append((register, dates))
     for original, edits in checks:
         bulk.clear()
         placed.clear()

@@ -3859,22 +3859,75 @@ class _BulkSide(NamedTuple):
     places: dict[tuple[int, int], int] | None
 
 
-def _bulk_cut(
-    rx: _SheetRx, planned: dict[tuple[int, int], _CellPlan], data: bytes, part: str
-) -> tuple[bytes, bytearray, dict[tuple[int, int], re.Match[bytes]], int] | None:
-    """The part with its rows' ``spans`` hints masked (a written column may widen them);
-    its body without the planned cells, and those cells (:func:`_cut_planned`, found in the
-    masked part); and where its body starts. None when the cut cannot be made."""
+def _masked(rx: _SheetRx, data: bytes, part: str) -> tuple[bytes, int, int]:
+    """The part with its rows' ``spans`` hints masked (a written column may widen them),
+    and where its body starts and ends."""
     spans = _row_spans_rx(rx)
     _sd, start, end = _sheet_body(data, rx, part, FidelityError)
     if spans.search(data, start, end) is not None:
         data = spans.sub(operator.itemgetter(1), data)
         _sd, start, end = _sheet_body(data, rx, part, FidelityError)
-    del _sd  # a match holds its subject
+    return data, start, end
+
+
+def _bulk_cut(
+    rx: _SheetRx, planned: dict[tuple[int, int], _CellPlan], data: bytes, part: str
+) -> tuple[bytes, bytearray, dict[tuple[int, int], re.Match[bytes]], int] | None:
+    """The part with its rows' ``spans`` hints masked (:func:`_masked`); its body without
+    the planned cells, and those cells (:func:`_cut_planned`, found in the masked part); and
+    where its body starts. None when the cut cannot be made."""
+    data, start, end = _masked(rx, data, part)
     cut = _cut_planned(rx, planned, data, start, end)
     if cut is None:
         return None
     return data, cut[0], cut[1], start
+
+
+def _placed_cut(
+    rx: _SheetRx,
+    planned: dict[tuple[int, int], _CellPlan],
+    data: bytes,
+    part: str,
+    places: dict[tuple[int, int], int],
+) -> tuple[bytes, bytearray, dict[tuple[int, int], re.Match[bytes]], int] | None:
+    """As :func:`_bulk_cut`, the planned cells taken from where the original's cut says
+    they belong (``places``, from :func:`_places`) instead of searched for: in the masked
+    part, each at its place in the rest plus what was cut before it, in the order of their
+    places (and columns at the same place). An emptied cell may be there (as a cell with no
+    value) or not. None when a cell with a value is not there, written with ``r`` first and
+    whole, or a cell overlaps the one before (the search then tries).
+
+    What is cut is only what is found there; the rest must still equal the original's, so
+    a cell written anywhere else shows as a difference.
+    """
+    if len(places) != len(planned):
+        return None
+    data, start, end = _masked(rx, data, part)
+    order = sorted((place, key[1], key) for key, place in places.items())
+    found: dict[tuple[int, int], re.Match[bytes]] = {}
+    rest = bytearray()
+    view = memoryview(data)
+    match, r_open, starts = rx.cell.match, rx.cell_r_open, data.startswith
+    pos = start
+    cut = 0  # bytes cut out before the next cell
+    for place, _col, key in order:
+        at = start + place + cut
+        if at < pos:
+            return None
+        cell = planned[key]
+        if not starts(r_open + cell.ref.encode() + b'"', at):
+            if cell.value is None:
+                continue  # emptied, and not there
+            return None
+        c = match(data, at, end)
+        if c is None:
+            return None
+        rest += view[pos:at]
+        found[key] = c
+        pos = c.end()
+        cut += pos - at
+    rest += view[pos:end]
+    return data, rest, found, start
 
 
 def _places(
@@ -4073,7 +4126,15 @@ class _SheetVerifier:
             old_side = _cut_ahead(self.part, old, plan)
             if old_side is None:
                 return False
-        got = _bulk_cut(rx, planned, self.new, self.part)
+        # The written cells where the original's cut says they belong; else searched for.
+        got = (
+            None
+            if old_side.places is None
+            else _placed_cut(rx, planned, self.new, self.part, old_side.places)
+        )
+        placed = got is not None
+        if got is None:
+            got = _bulk_cut(rx, planned, self.new, self.part)
         if got is None:
             return False
         # The new part with its spans hints masked: the cells found are matches in it.
@@ -4089,8 +4150,10 @@ class _SheetVerifier:
             if p.value is not None and key not in found:
                 return False
         # Each cell where the original's cut says it belongs (so in its own row, between
-        # its neighbours): checked at once; else one by one below.
-        placed = old_side.places is not None and _as_placed(found, bs_n, old_side.places)
+        # its neighbours): taken from there, or checked at once; else one by one below.
+        placed = placed or (
+            old_side.places is not None and _as_placed(found, bs_n, old_side.places)
+        )
         if not placed and not self._in_their_rows(new, bs_n, found):
             return False
         cells = plan.cells
