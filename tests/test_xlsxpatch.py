@@ -1885,6 +1885,41 @@ def test_bulk_proof_places_cells_where_the_original_says(
     assert bulk == [False] and placed == [False]
 
 
+def test_cells_taken_where_they_belong_are_the_cells_searched_for(register: bytes):
+    """The cut of the patch's cells from their places leaves the same rest as the search for
+    them, and gives each kind of cell as the search finds it (one of each): cells appended,
+    written over, emptied with a style (left empty) and without (gone)."""
+    import sheetreg.xlsxpatch as xp
+
+    edits = [
+        *_status_edits(),
+        *(CellEdit("Asiakkaat", f"E{r}", None) for r in range(3, 202, 7)),
+        *(CellEdit("Asiakkaat", f"I{r}", None) for r in range(4, 202, 9)),
+    ]
+    result = patch_workbook(register, edits, residues=False, inline=True)
+    part = "xl/worksheets/sheet1.xml"
+    old, new = members(register)[part], members(result.data)[part]
+    assert b'<c r="I4" s="2"/>' in new and b'<c r="E3"' not in new
+    plan = xp._plan(xp._load_workbook(xp._Package(register)), edits, PatchError)[part]
+    rx = xp._sheet_rx(b"")
+    side = xp._cut_ahead(part, old, plan)
+    assert side is not None and side.places is not None
+    taken = xp._placed_cut(rx, plan.cells, new, part, side.places)
+    searched = xp._bulk_cut(rx, plan.cells, new, part)
+    assert taken is not None and searched is not None
+    masked, rest, kinds, start = taken
+    assert (masked, rest, start) == (searched[0], searched[1], searched[3])
+    found = searched[2]
+    expected = {}
+    for key, m in found.items():
+        attrs, content = m.group(1, 2)
+        value = plan.cells[key].value
+        kind = (attrs[attrs.index(b'"', 4) + 1 :], content, value.__class__, value)
+        expected.setdefault(kind, xp._Taken(key, m.start(), m.end(), attrs, content))
+    assert kinds == expected
+    assert len({k[3] for k in kinds}) > 3  # the statuses, a surname, a date, emptied cells
+
+
 def test_bulk_proof_takes_rows_whose_spans_widen(register: bytes, bulk: list[bool | str]):
     """A status in a column past every row's spans hint widens the hints: the bodies differ
     there and only there, which the proof (by digests, with the hints masked) accepts; a

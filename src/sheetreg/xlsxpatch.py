@@ -3859,6 +3859,22 @@ class _BulkSide(NamedTuple):
     places: dict[tuple[int, int], int] | None
 
 
+# A written cell's kind, as the bulk proof proves it once for all cells of that kind: its
+# attributes after r, its content, and the value's type and value (True == 1, but a number is
+# no proof of a boolean).
+_Kind = tuple[bytes, bytes | None, type, CellValue]
+
+
+class _Taken(NamedTuple):
+    """A written cell of some kind, where it is in the (masked) part."""
+
+    key: tuple[int, int]
+    start: int
+    end: int
+    attrs: bytes
+    content: bytes | None
+
+
 def _masked(rx: _SheetRx, data: bytes, part: str) -> tuple[bytes, int, int]:
     """The part with its rows' ``spans`` hints masked (a written column may widen them),
     and where its body starts and ends."""
@@ -3889,7 +3905,7 @@ def _placed_cut(
     data: bytes,
     part: str,
     places: dict[tuple[int, int], int],
-) -> tuple[bytes, bytearray, dict[tuple[int, int], re.Match[bytes]], int] | None:
+) -> tuple[bytes, bytearray, dict[_Kind, _Taken], int] | None:
     """As :func:`_bulk_cut`, the planned cells taken from where the original's cut says
     they belong (``places``, from :func:`_places`) instead of searched for: in the masked
     part, each at its place in the rest plus what was cut before it, in the order of their
@@ -3897,17 +3913,19 @@ def _placed_cut(
     value) or not. None when a cell with a value is not there, written with ``r`` first and
     whole, or a cell overlaps the one before (the search then tries).
 
-    What is cut is only what is found there; the rest must still equal the original's, so
-    a cell written anywhere else shows as a difference.
+    Instead of the cells, a cell of each kind (:func:`_cell_kind`) comes back, with where
+    it is. What is cut is only what is found there; the rest must still equal the
+    original's, so a cell written anywhere else shows as a difference.
     """
     if len(places) != len(planned):
         return None
     data, start, end = _masked(rx, data, part)
     order = sorted((place, key[1], key) for key, place in places.items())
-    found: dict[tuple[int, int], re.Match[bytes]] = {}
+    kinds: dict[_Kind, _Taken] = {}
     rest = bytearray()
     view = memoryview(data)
-    match, r_open, starts = rx.cell.match, rx.cell_r_open, data.startswith
+    r_open, skip, close_tag = rx.cell_r_open, len(rx.cell_open), b"</" + rx.prefix + b"c>"
+    starts, find = data.startswith, data.find
     pos = start
     cut = 0  # bytes cut out before the next cell
     for place, _col, key in order:
@@ -3915,19 +3933,34 @@ def _placed_cut(
         if at < pos:
             return None
         cell = planned[key]
-        if not starts(r_open + cell.ref.encode() + b'"', at):
+        ref = cell.ref.encode()
+        if not starts(r_open + ref + b'"', at):
             if cell.value is None:
                 continue  # emptied, and not there
             return None
-        c = match(data, at, end)
-        if c is None:
+        # The cell as rx.cell matches it: its start tag ends at the first ">", and it has
+        # no content ("/>") or ends at the first end tag after that.
+        tag_end = find(b">", at, end)
+        if tag_end < 0:
             return None
+        if data[tag_end - 1] == 0x2F:
+            attrs, content, stop = data[at + skip : tag_end - 1], None, tag_end + 1
+        else:
+            close = find(close_tag, tag_end, end)
+            if close < 0:
+                return None
+            attrs, content, stop = data[at + skip : tag_end], data[tag_end + 1 : close], close
+            stop += len(close_tag)
         rest += view[pos:at]
-        found[key] = c
-        pos = c.end()
-        cut += pos - at
+        value = cell.value
+        # Its attributes after r (` r="REF"` first), content and value.
+        kind = (attrs[len(ref) + 5 :], content, value.__class__, value)
+        if kind not in kinds:
+            kinds[kind] = _Taken(key, at, stop, attrs, content)
+        pos = stop
+        cut += stop - at
     rest += view[pos:end]
-    return data, rest, found, start
+    return data, rest, kinds, start
 
 
 def _places(
@@ -3944,12 +3977,8 @@ def _places(
     not each of them written with ``r`` first and one after the other."""
     places = dict(_in_rest(found, start))
     row_r = b"<" + rx.prefix + b'row r="'
-    cell_r, row_close, cell_match, row_match = (
-        rx.cell_r_open,
-        rx.row_close,
-        rx.cell.match,
-        rx.row_start.match,
-    )
+    cell_r, row_close = rx.cell_r_open, rx.row_close
+    cell_close = b"</" + rx.prefix + b"c>"
     skip = len(cell_r)
     # Bytes, not the bytearray: what is sliced out of it (a reference a cell) is then
     # hashable, and looked up as it is.
@@ -3958,14 +3987,16 @@ def _places(
     pos = 0
     row_num = tag_end = close = -1
     digits = b""
+    # Tags are found as rx.row_start and rx.cell match them: a start tag ends at the first
+    # ">" (an empty element's with "/>"), a cell with content at the first end tag after it.
     for rnum, col in sorted(key for key in planned if key not in places):
         if rnum != row_num:
             digits = b"%d" % rnum
             at = find(row_r + digits + b'"', pos)
-            m = row_match(text, at) if at >= 0 else None
-            if m is None or m[2]:  # not there, or <row .../>: the patch changes its tag
+            gt = find(b">", at) if at >= 0 else -1
+            if gt < 0 or text[gt - 1] == 0x2F:  # not there, or <row .../>: the patch changes it
                 return None
-            tag_end = m.end()
+            tag_end = gt + 1
             close = find(row_close, tag_end)
             if close < 0:
                 return None
@@ -3979,8 +4010,13 @@ def _places(
                 if place != tag_end:
                     return None  # something before the row's first cell with r
                 break
-            c = cell_match(text, lt, close)
-            if c is None or c.end() != place:
+            gt = find(b">", lt, close)
+            if gt < 0:
+                return None
+            if text[gt - 1] == 0x2F:
+                if gt + 1 != place:
+                    return None
+            elif find(cell_close, gt, close) != place - len(cell_close):
                 return None
             ref = text[lt + skip : find(b'"', lt + skip, place)]
             letters = ref.rstrip(b"0123456789")
@@ -4127,52 +4163,51 @@ class _SheetVerifier:
             if old_side is None:
                 return False
         # The written cells where the original's cut says they belong; else searched for.
-        got = (
+        taken = (
             None
             if old_side.places is None
             else _placed_cut(rx, planned, self.new, self.part, old_side.places)
         )
-        placed = got is not None
-        if got is None:
+        found = None
+        if taken is not None:
+            new, new_rest, kinds, bs_n = taken
+        else:
             got = _bulk_cut(rx, planned, self.new, self.part)
-        if got is None:
-            return False
-        # The new part with its spans hints masked: the cells found are matches in it.
-        new, new_rest, found, bs_n = got
-        del got
+            if got is None:
+                return False
+            # The new part with its spans hints masked: the cells found are matches in it.
+            new, new_rest, found, bs_n = got
+            del got
+        del taken
         # The rest of the two bodies must be the same bytes (spans hints aside).
         if hashlib.sha256(new_rest).digest() != old_side.digest:
             return False
         if self.d_pattern is not None and next(_sst_refs(new_rest, rx, self.d_pattern), None):
             return False  # an unedited cell refers to a string that changed: the walk names it
         del new_rest
-        for key, p in plan.cells.items():
-            if p.value is not None and key not in found:
+        if found is not None:
+            for key, p in planned.items():
+                if p.value is not None and key not in found:
+                    return False
+            # Each cell where the original's cut says it belongs (so in its own row, between
+            # its neighbours): checked at once; else one by one.
+            placed = old_side.places is not None and _as_placed(found, bs_n, old_side.places)
+            if not placed and not self._in_their_rows(new, bs_n, found):
                 return False
-        # Each cell where the original's cut says it belongs (so in its own row, between
-        # its neighbours): taken from there, or checked at once; else one by one below.
-        placed = placed or (
-            old_side.places is not None and _as_placed(found, bs_n, old_side.places)
-        )
-        if not placed and not self._in_their_rows(new, bs_n, found):
-            return False
-        cells = plan.cells
-        # The same attributes (r aside), content and value: proven once for all rows. The
-        # value's type is in the key: True == 1, but a number is no proof of a boolean.
-        kinds: dict[tuple[bytes, bytes | None, type, CellValue], tuple[int, int]] = {}
-        for key, m in found.items():
-            attrs, content = m.group(1, 2)
-            value = cells[key].value
-            kind = (attrs[attrs.index(b'"', 4) + 1 :], content, value.__class__, value)
-            if kind not in kinds:
-                kinds[kind] = key
+            # The same attributes (r aside), content and value: proven once for all rows.
+            kinds = {}
+            for key, m in found.items():
+                attrs, content = m.group(1, 2)
+                value = planned[key].value
+                kind = (attrs[attrs.index(b'"', 4) + 1 :], content, value.__class__, value)
+                if kind not in kinds:
+                    kinds[kind] = _Taken(key, m.start(), m.end(), attrs, content)
         inline = (
             b"<" + rx.prefix + b"is><" + rx.prefix + b"t>",
             b"</" + rx.prefix + b"t></" + rx.prefix + b"is>",
         )
         distinct: list[bytes] = []  # a cell of each kind proven
-        for (tail, content, _type, value), (rnum, col) in kinds.items():
-            m = found[rnum, col]
+        for (tail, content, _type, value), ((rnum, col), at, stop, attrs, _) in kinds.items():
             # Plain text written inline (a status) is what it holds: nothing to decode.
             if not (
                 value.__class__ is str
@@ -4180,9 +4215,9 @@ class _SheetVerifier:
                 and content == inline[0] + value.encode() + inline[1]
                 and _PLAIN_TEXT.fullmatch(value) is not None
             ):
-                cell = _OldCell(m.start(), m.end(), col, True, _attrs(m[1]), content or b"")
-                self._check_edited({col: cell}, {col: cells[rnum, col]}, rnum)
-            distinct.append(m[0])
+                cell = _OldCell(at, stop, col, True, _attrs(attrs), content or b"")
+                self._check_edited({col: cell}, {col: planned[rnum, col]}, rnum)
+            distinct.append(new[at:stop])
         # Well-formed XML: each cell is <c r="REF" then what one of these has after its r,
         # so these prove them all.
         self._feed(b"".join(distinct))
