@@ -3913,7 +3913,7 @@ def _placed_cut(
     value) or not. None when a cell with a value is not there, written with ``r`` first and
     whole, or a cell overlaps the one before (the search then tries).
 
-    Instead of the cells, a cell of each kind (:func:`_cell_kind`) comes back, with where
+    Instead of the cells, the first cell of each kind (:data:`_Kind`) comes back, with where
     it is. What is cut is only what is found there; the rest must still equal the
     original's, so a cell written anywhere else shows as a difference.
     """
@@ -3949,8 +3949,8 @@ def _placed_cut(
             close = find(close_tag, tag_end, end)
             if close < 0:
                 return None
-            attrs, content, stop = data[at + skip : tag_end], data[tag_end + 1 : close], close
-            stop += len(close_tag)
+            attrs, content = data[at + skip : tag_end], data[tag_end + 1 : close]
+            stop = close + len(close_tag)
         rest += view[pos:at]
         value = cell.value
         # Its attributes after r (` r="REF"` first), content and value.
