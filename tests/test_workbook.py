@@ -776,6 +776,24 @@ def test_columns_are_made_one_at_a_time():
     assert table.distinct(1) == {"Aino", "Eero", "Helmi"}
 
 
+def test_columns_of_a_rectangular_grid_are_made_in_one_transpose():
+    """All columns at once (python-calamine's grids are rectangular): the same tuples as one
+    at a time, a column made before kept as it is (the same object), a header wider than
+    the rows read as empty cells."""
+    from sheetreg.register import Table
+    from sheetreg.schema import CLIENTS
+
+    rows = [["A1", "Aino", 1.0], ["A2", "Eero", ""], ["A3", "Helmi", 3.0]]
+    header = ["Asiakasnumero", "Etunimi", "Summa", "Sähköposti"]
+    table = Table(CLIENTS, "Asiakkaat", 1, 0, header, {"client_id": 0, "email": 3}, rows)
+    names = table.column_at(1)
+    columns = table.columns_data()
+    assert columns == [("A1", "A2", "A3"), ("Aino", "Eero", "Helmi"), (1.0, "", 3.0), ("",) * 3]
+    assert columns[1] is names
+    assert all(type(c) is tuple for c in columns)
+    assert table.columns_data() == columns
+
+
 def test_reopen_check_reads_few_edits_of_a_big_sheet_from_an_excerpt(register_path, monkeypatch):
     """A sheet of EXCERPT_MIN_BYTES or more with few edited rows is read back as an excerpt
     of those rows (the fidelity check proves the rest unchanged): a value not as written,
