@@ -122,6 +122,36 @@ def test_hetu_rejects_wrong_check_impossible_date_and_embedded():
     assert values.find_hetus("X" + good) == []
 
 
+@pytest.mark.parametrize("sign", ["+", "-", "Y", "A", "F", "U"])
+def test_hetu_shape_is_seen_before_the_pattern_reads(sign):
+    """The quick look that spares a column the HETU pattern sees every code the pattern
+    could match, with ASCII digits or another script's, and passes text without one."""
+    code = hetu("131052", sign, "308")
+    assert values.may_hold_hetu(f"Aino Hämäläinen\nsyntynyt {code}, soita\n")
+    assert values.may_hold_hetu("١٣١٠٥٢-٣٠٨H")  # Arabic-Indic digits are \\d too
+    for text in ("Aino Hämäläinen", "040 123 4567", "13.10.1952", "A1001-2026", "131052 308X"):
+        assert not values.may_hold_hetu(text)
+
+
+_AROUND = "0123456789-+AFUYZaä٣３ \n"
+_DIGITS = "0123456789٣３"
+
+
+@given(
+    st.text(alphabet=_AROUND, max_size=12),
+    st.text(alphabet=_DIGITS, min_size=6, max_size=6),
+    st.sampled_from("-+ABCDEFUVWXY"),
+    st.text(alphabet=_DIGITS, min_size=3, max_size=3),
+    st.sampled_from("0123456789AHY"),
+    st.text(alphabet=_AROUND, max_size=12),
+)
+def test_hetu_shape_never_misses_what_the_pattern_matches(before, date, sign, zzz, check, after):
+    """Property: where the HETU pattern matches, the quick look says the text may hold one."""
+    text = before + date + sign + zzz + check + after
+    if values.HETU_PATTERN.search(text):
+        assert values.may_hold_hetu(text)
+
+
 @given(st.lists(st.text(alphabet="0123456789 +-()\n", max_size=16), max_size=30))
 def test_column_phone_check_agrees_with_per_cell(texts):
     """Property: the whole-column phone check flags exactly what the per-cell check does."""

@@ -612,7 +612,7 @@ def check_hetu(register: Register, lang: str) -> Iterator[Finding]:
                 joined = "\n".join(texts)  # C speed when the column is all text
             except TypeError:
                 joined = "\n".join([v for v in texts if v.__class__ is str])
-            if not values.HETU_PATTERN.search(joined) or not values.find_hetus(joined):
+            if not values.may_hold_hetu(joined) or not values.find_hetus(joined):
                 continue
             for i, v in enumerate(column):
                 if v.__class__ is str and values.find_hetus(v):

@@ -293,6 +293,25 @@ def find_hetus(text: str) -> list[re.Match[str]]:
     return [m for m in HETU_PATTERN.finditer(text) if hetu_is_valid(m)]
 
 
+# Each byte of UTF-8 text as what it can be in a HETU: an ASCII digit "0", a century sign
+# "-", anything else ".". (A byte of a character past ASCII is never either.)
+_HETU_SHAPE = bytes(
+    ord("0") if 48 <= b <= 57 else ord("-") if chr(b) in "-+ABCDEFUVWXY" else ord(".")
+    for b in range(256)
+)
+_ASCII_RUNS = re.compile(r"[\x00-\x7f]+")
+
+
+def may_hold_hetu(text: str) -> bool:
+    """False when ``text`` certainly holds nothing HETU_PATTERN matches: no six digits, a
+    century sign and three digits in a row. C-speed passes (the pattern itself reads a
+    column of text at some 30 ns a character); True also when a digit of another script
+    is there (the pattern's \\d reads those too)."""
+    if not text.isascii() and any(ch.isdecimal() for ch in set(_ASCII_RUNS.sub("", text))):
+        return True
+    return b"000000-000" in text.encode("utf-8", "surrogatepass").translate(_HETU_SHAPE)
+
+
 def postal_is_valid(raw: Any) -> bool:
     """A Finnish postal code: exactly five digits (a number cell that lost its zero is not)."""
     if isinstance(raw, float | int) and not isinstance(raw, bool):
