@@ -152,6 +152,13 @@ def test_hetu_shape_never_misses_what_the_pattern_matches(before, date, sign, zz
         assert values.may_hold_hetu(text)
 
 
+@given(st.lists(st.text(alphabet="0123456789 +-()./\u00a0\nä", max_size=16), max_size=30))
+def test_phones_compacted_together_as_each_alone(texts):
+    """Property: a column's numbers without separators, made in one pass (or, where a text
+    has a line break of its own, one by one), are each number's own."""
+    assert values.compact_phones(texts) == [t.translate(values.PHONE_JUNK) for t in texts]
+
+
 @given(st.lists(st.text(alphabet="0123456789 +-()\n", max_size=16), max_size=30))
 def test_column_phone_check_agrees_with_per_cell(texts):
     """Property: the whole-column phone check flags exactly what the per-cell check does."""

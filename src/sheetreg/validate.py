@@ -540,8 +540,8 @@ def _check_duplicate_people(clients: Table, rows: list[int], lang: str) -> Itera
     emails = clients.column_values("email")
     # Cheap pass first: only a repeated contact (last nine digits of a phone, or an e-mail)
     # can make two rows one person. The exact comparison then runs on those rows alone.
-    junk = values.PHONE_JUNK
-    tails = [p.translate(junk)[-9:] if p.__class__ is str else "" for p in phones]
+    compacts = values.compact_phones([p if p.__class__ is str else "" for p in phones])
+    tails = [c[-9:] for c in compacts]
     mails = [e.strip().casefold() if e.__class__ is str else "" for e in emails]
     tail_counts, mail_counts = Counter(tails), Counter(mails)
     candidates = [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sheetreg.schema import YES_NO, Choice, match_choice
@@ -338,10 +338,19 @@ _SIMPLE_EMAIL_LINES = re.compile(
 )
 
 
+def compact_phones(texts: Sequence[str]) -> list[str]:
+    """Each text without :data:`PHONE_JUNK`, translated as one text (a translate of each
+    costs five times as much: a register has 100,000 numbers)."""
+    compacts = "\n".join(texts).translate(PHONE_JUNK).split("\n")
+    if len(compacts) != len(texts):  # a text with a line break of its own
+        return [t.translate(PHONE_JUNK) for t in texts]
+    return compacts
+
+
 def invalid_phones(texts: Iterable[str]) -> set[str]:
     """The texts that are not valid phone numbers (same verdicts as :func:`phone_is_valid`)."""
     texts = list(texts)
-    compacts = [t.translate(PHONE_JUNK) for t in texts]
+    compacts = compact_phones(texts)
     valid = set(_fi_lines().findall("\n".join(compacts)))
     return {
         t
