@@ -7,6 +7,8 @@ import hashlib
 
 import openpyxl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sheetreg.findings import CATALOGUE
 from sheetreg.validate import validate
@@ -253,3 +255,28 @@ def test_formula_cells_found_with_either_quote():
 
     assert _formula_refs(b"<c r='B2'><f>1+1</f></c>") == [(1, 2)]
     assert _formula_refs(b'<x:c r="C7" s="1"><x:f>1</x:f></x:c>') == [(2, 7)]
+
+
+@given(
+    st.sets(
+        st.one_of(
+            st.text(alphabet=" \t\r\n\u00a0\u3000ab", max_size=6),
+            st.floats(allow_nan=False),
+            st.none(),
+        ),
+        max_size=12,
+    )
+)
+def test_blank_values_are_those_of_white_space_on_one_line(distinct):
+    """Property: the values a required column counts as missing are "", None and those of
+    white space only (any kind, no line break), in a column of text or of mixed values."""
+    from sheetreg.validate import _blank_values
+
+    expected = {
+        v
+        for v in distinct
+        if v in ("", None) or (isinstance(v, str) and v.isspace() and "\n" not in v)
+    }
+    assert _blank_values(distinct) == expected
+    texts = {v for v in distinct if isinstance(v, str)}
+    assert _blank_values(texts) == expected - {None}
