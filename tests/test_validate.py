@@ -280,3 +280,25 @@ def test_blank_values_are_those_of_white_space_on_one_line(distinct):
     assert _blank_values(distinct) == expected
     texts = {v for v in distinct if isinstance(v, str)}
     assert _blank_values(texts) == expected - {None}
+
+
+def test_client_ids_and_references_read_as_text():
+    """An ID with spaces around it, or a number cell, names the same client as its text;
+    a reference to no client is found once for each row that makes it."""
+    from sheetreg.register import Table
+    from sheetreg.schema import CLIENTS, INVOICES
+    from sheetreg.validate import check_client_refs, client_ids
+
+    clients = Table(
+        CLIENTS, "Asiakkaat", 1, 0, ["Asiakasnumero"], {"client_id": 0},
+        [["A1001"], [" A1002 "], [1003.0], [""]],
+    )  # fmt: skip
+    ids = client_ids(clients)
+    assert ids == {"A1001", "A1002", "1003"}
+    invoices = Table(
+        INVOICES, "Laskut", 1, 0, ["Lasku", "Asiakasnumero"], {"client_id": 1},
+        [["L1", "A1001"], ["L2", "A1002 "], ["L3", 1003], ["L4", "1003"], ["L5", "A9"],
+         ["L6", "A9"], ["L7", ""]],
+    )  # fmt: skip
+    found = [(f.code, f.cell) for f in check_client_refs(invoices, ids, "fi")]
+    assert found == [("unknown-client", "B6"), ("unknown-client", "B7")]
