@@ -806,8 +806,11 @@ def _scan_parts(data: bytes, scan: _Scan, parts: set[str]) -> list[Leftover]:
                 key = (client_id, "clients.phone", part)
                 # The pattern is made only where the digits are (making one costs more than
                 # the cheap test, and a run erases a score of clients).
-                if key not in seen and nsn in in_digits and phone_pattern(nsn).search(text):
-                    pattern = phone_pattern(nsn)
+                if (
+                    key not in seen
+                    and nsn in in_digits
+                    and (pattern := phone_pattern(nsn)).search(text)
+                ):
                     seen.add(key)
                     test = lambda t, p=pattern: bool(p.search(t))  # noqa: E731
                     leftovers.append(
@@ -818,9 +821,8 @@ def _scan_parts(data: bytes, scan: _Scan, parts: set[str]) -> list[Leftover]:
                 if (
                     key not in seen
                     and client_id.casefold() in in_text
-                    and mentions_pattern(client_id).search(text)
+                    and (pattern := mentions_pattern(client_id)).search(text)
                 ):
-                    pattern = mentions_pattern(client_id)
                     seen.add(key)
                     leftovers.append(
                         Leftover(

@@ -3875,6 +3875,25 @@ class _Taken(NamedTuple):
     content: bytes | None
 
 
+def _cell_kind(attrs: bytes, content: bytes | None, value: CellValue) -> _Kind:
+    """The kind of a written cell with ``attrs`` (`` r="REF"`` first) and ``content``."""
+    return (attrs[attrs.index(b'"', 4) + 1 :], content, value.__class__, value)
+
+
+def _cell_extent(data: bytes, at: int, limit: int, close_tag: bytes) -> tuple[int, int] | None:
+    """Where the cell starting at ``at`` ends its start tag and itself, as ``rx.cell``
+    matches it up to ``limit``: the start tag at the first ">"; the cell there ("/>", then
+    it ends right after the tag) or at the first end tag ``close_tag`` after it. None when
+    either is missing."""
+    tag_end = data.find(b">", at, limit)
+    if tag_end < 0:
+        return None
+    if data[tag_end - 1] == 0x2F:
+        return tag_end, tag_end + 1
+    close = data.find(close_tag, tag_end, limit)
+    return None if close < 0 else (tag_end, close + len(close_tag))
+
+
 def _masked(rx: _SheetRx, data: bytes, part: str) -> tuple[bytes, int, int]:
     """The part with its rows' ``spans`` hints masked (a written column may widen them),
     and where its body starts and ends."""
@@ -3925,7 +3944,7 @@ def _placed_cut(
     rest = bytearray()
     view = memoryview(data)
     r_open, skip, close_tag = rx.cell_r_open, len(rx.cell_open), b"</" + rx.prefix + b"c>"
-    starts, find = data.startswith, data.find
+    starts = data.startswith
     pos = start
     cut = 0  # bytes cut out before the next cell
     for place, _col, key in order:
@@ -3933,28 +3952,20 @@ def _placed_cut(
         if at < pos:
             return None
         cell = planned[key]
-        ref = cell.ref.encode()
-        if not starts(r_open + ref + b'"', at):
+        if not starts(r_open + cell.ref.encode() + b'"', at):
             if cell.value is None:
                 continue  # emptied, and not there
             return None
-        # The cell as rx.cell matches it: its start tag ends at the first ">", and it has
-        # no content ("/>") or ends at the first end tag after that.
-        tag_end = find(b">", at, end)
-        if tag_end < 0:
+        extent = _cell_extent(data, at, end, close_tag)
+        if extent is None:
             return None
-        if data[tag_end - 1] == 0x2F:
-            attrs, content, stop = data[at + skip : tag_end - 1], None, tag_end + 1
+        tag_end, stop = extent
+        if stop == tag_end + 1:  # "/>": no content
+            attrs, content = data[at + skip : tag_end - 1], None
         else:
-            close = find(close_tag, tag_end, end)
-            if close < 0:
-                return None
-            attrs, content = data[at + skip : tag_end], data[tag_end + 1 : close]
-            stop = close + len(close_tag)
+            attrs, content = data[at + skip : tag_end], data[tag_end + 1 : stop - len(close_tag)]
         rest += view[pos:at]
-        value = cell.value
-        # Its attributes after r (` r="REF"` first), content and value.
-        kind = (attrs[len(ref) + 5 :], content, value.__class__, value)
+        kind = _cell_kind(attrs, content, cell.value)
         if kind not in kinds:
             kinds[kind] = _Taken(key, at, stop, attrs, content)
         pos = stop
@@ -3987,8 +3998,8 @@ def _places(
     pos = 0
     row_num = tag_end = close = -1
     digits = b""
-    # Tags are found as rx.row_start and rx.cell match them: a start tag ends at the first
-    # ">" (an empty element's with "/>"), a cell with content at the first end tag after it.
+    # A row's start tag is found as rx.row_start matches it: it ends at the first ">" (an
+    # empty row's with "/>"); a cell as rx.cell does (_cell_extent).
     for rnum, col in sorted(key for key in planned if key not in places):
         if rnum != row_num:
             digits = b"%d" % rnum
@@ -4010,13 +4021,8 @@ def _places(
                 if place != tag_end:
                     return None  # something before the row's first cell with r
                 break
-            gt = find(b">", lt, close)
-            if gt < 0:
-                return None
-            if text[gt - 1] == 0x2F:
-                if gt + 1 != place:
-                    return None
-            elif find(cell_close, gt, close) != place - len(cell_close):
+            extent = _cell_extent(text, lt, close, cell_close)
+            if extent is None or extent[1] != place:
                 return None
             ref = text[lt + skip : find(b'"', lt + skip, place)]
             letters = ref.rstrip(b"0123456789")
@@ -4198,8 +4204,7 @@ class _SheetVerifier:
             kinds = {}
             for key, m in found.items():
                 attrs, content = m.group(1, 2)
-                value = planned[key].value
-                kind = (attrs[attrs.index(b'"', 4) + 1 :], content, value.__class__, value)
+                kind = _cell_kind(attrs, content, planned[key].value)
                 if kind not in kinds:
                     kinds[kind] = _Taken(key, m.start(), m.end(), attrs, content)
         inline = (
